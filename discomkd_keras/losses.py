@@ -1,0 +1,82 @@
+"""The five DisCoM-KD loss terms (method.md, "Losses"), as pure functions of
+the model's outputs. Each term is averaged over the samples of all modalities
+in the step; each modality's batch carries its own samples and labels.
+"""
+
+from keras import ops
+
+LOSS_TERMS = ("cl", "adv", "mod", "aux", "perp")
+PERP_MODES = ("abs", "cos", "square")
+
+
+def cross_entropy(labels, logits):
+    """Per-sample sparse categorical cross-entropy from logits, in float32."""
+    logits = ops.cast(logits, "float32")
+    labels = ops.cast(labels, "int32")
+    return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+def cosine_similarity(a, b, eps=1e-12):
+    """Per-sample cosine along the last axis.
+
+    Normalising each vector by sqrt(max(|v|^2, eps)) keeps the gradient finite
+    for an all-zero vector (a dead ReLU feature), where |v| itself is not
+    differentiable.
+    """
+    a = ops.cast(a, "float32")
+    b = ops.cast(b, "float32")
+    a = a * ops.rsqrt(ops.maximum(ops.sum(a * a, axis=-1, keepdims=True), eps))
+    b = b * ops.rsqrt(ops.maximum(ops.sum(b * b, axis=-1, keepdims=True), eps))
+    return ops.sum(a * b, axis=-1)
+
+
+def perpendicularity(a, b, mode="abs"):
+    """Per-sample penalty on the cosine of a and b: `cos`, `|cos|` or `cos^2`.
+
+    With ReLU features (>= 0) all three push towards orthogonality and `abs`
+    equals `cos`; `abs` and `square` stay correct for signed features.
+    """
+    cos = cosine_similarity(a, b)
+    if mode == "cos":
+        return cos
+    if mode == "abs":
+        return ops.abs(cos)
+    if mode == "square":
+        return ops.square(cos)
+    raise ValueError(f"Unknown perp mode {mode!r}; expected one of {PERP_MODES}.")
+
+
+def loss_terms(outputs, labels, modalities, perp_mode="abs"):
+    """The unweighted terms {cl, adv, mod, aux, perp} as float32 scalars.
+
+    outputs: {modality: {"z_inv", "z_inf", "z_irr", "logits", "aux_inv",
+              "aux_inf", "adv", "mod_inf", "mod_irr"}} from `DisCoMKD`.
+    labels:  {modality: integer class labels of that modality's batch}.
+    The modality label of modality `modalities[i]` is the integer i.
+    """
+    per_sample = {term: [] for term in LOSS_TERMS}
+    for index, modality in enumerate(modalities):
+        out = outputs[modality]
+        y = ops.cast(labels[modality], "int32")
+        m = ops.full_like(y, index)
+        per_sample["cl"].append(cross_entropy(y, out["logits"]))
+        per_sample["adv"].append(cross_entropy(m, out["adv"]))
+        per_sample["mod"].append(
+            cross_entropy(m, out["mod_inf"]) + cross_entropy(m, out["mod_irr"])
+        )
+        per_sample["aux"].append(
+            cross_entropy(y, out["aux_inv"]) + cross_entropy(y, out["aux_inf"])
+        )
+        per_sample["perp"].append(
+            perpendicularity(out["z_inf"], out["z_irr"], perp_mode)
+            + perpendicularity(out["z_inf"], out["z_inv"], perp_mode)
+        )
+    # Concatenate before averaging: every sample of every modality counts once,
+    # also when the modalities' batches differ in size.
+    return {term: ops.mean(ops.concatenate(values, axis=0))
+            for term, values in per_sample.items()}
+
+
+def total_loss(terms, weights):
+    """L = sum of weight * term; a zero weight switches a term off (ablation)."""
+    return sum(float(weights[t]) * terms[t] for t in LOSS_TERMS)

@@ -1,0 +1,239 @@
+"""The DisCoM-KD training model for M >= 2 modalities (method.md, "Architecture").
+
+One functional Keras model holds, for every modality m, two encoders
+(E_inv[m], E_spec[m]), a projection head giving z_inv[m], the split of the
+spec features into z_inf[m] / z_irr[m], and a task head C[m]; and, shared by
+all modalities, C_aux, D_inf, D_irr and D_adv behind a gradient-reversal layer.
+The loss is computed in `compute_loss`, the backend-agnostic Keras hook, so
+`model.fit` trains it on TensorFlow and on JAX alike.
+"""
+
+import re
+
+import keras
+from keras import layers
+
+from discomkd_keras.encoders import build_encoder, check_encoder, default_encoder
+from discomkd_keras.gradient_reversal import GradientReversal
+from discomkd_keras.losses import LOSS_TERMS, PERP_MODES, loss_terms, total_loss
+
+MODALITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+OUTPUT_KEYS = ("z_inv", "z_inf", "z_irr", "logits", "aux_inv", "aux_inf",
+               "adv", "mod_inf", "mod_irr")
+
+
+@keras.saving.register_keras_serializable(package="discomkd_keras")
+class FeatureSplit(layers.Layer):
+    """Splits E_spec's D features into (z_inf, z_irr): the first and second half."""
+
+    def call(self, inputs):
+        half = inputs.shape[-1] // 2
+        return inputs[..., :half], inputs[..., half:]
+
+    def compute_output_shape(self, input_shape):
+        half = input_shape[-1] // 2
+        shape = tuple(input_shape[:-1]) + (half,)
+        return shape, shape
+
+
+def _check_arguments(input_shapes, num_classes, encoders, feature_dim,
+                     loss_weights, perp_mode):
+    """Normalise the constructor's arguments; raise ValueError naming any problem."""
+    if isinstance(input_shapes, dict):
+        pairs = list(input_shapes.items())
+    else:
+        pairs = [tuple(p) for p in input_shapes]
+    names = [name for name, _ in pairs]
+    if len(names) < 2:
+        raise ValueError(f"DisCoM-KD needs at least 2 modalities; got {names}.")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"Duplicate modality names: {duplicates}.")
+    for name in names:
+        if not isinstance(name, str) or not MODALITY_NAME.match(name):
+            raise ValueError(
+                f"Modality name {name!r} must start with a letter and hold only "
+                "letters, digits, '_' or '-'."
+            )
+    shapes = {name: tuple(int(d) for d in shape) for name, shape in pairs}
+
+    if isinstance(num_classes, dict):
+        counts = {m: int(k) for m, k in num_classes.items()}
+        if set(counts) != set(names):
+            raise ValueError(
+                f"num_classes names modalities {sorted(counts)}, the inputs {sorted(names)}."
+            )
+        if len(set(counts.values())) != 1:
+            raise ValueError(
+                f"All modalities must share one label set; class counts differ: {counts}."
+            )
+        num_classes = next(iter(counts.values()))
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}.")
+
+    if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) \
+            or feature_dim <= 0 or feature_dim % 2:
+        raise ValueError(
+            f"feature_dim (D) must be a positive even integer, so that z_inf and z_irr "
+            f"each get D/2; got {feature_dim!r}."
+        )
+
+    if encoders is None:
+        encoders = {}
+    elif isinstance(encoders, str):
+        encoders = {name: encoders for name in names}
+    unknown = sorted(set(encoders) - set(names))
+    if unknown:
+        raise ValueError(f"Encoders given for unknown modalities {unknown}; modalities: {names}.")
+    encoders = {name: encoders.get(name) or default_encoder(shapes[name]) for name in names}
+    for name in names:
+        try:
+            check_encoder(encoders[name], shapes[name])
+        except ValueError as err:
+            raise ValueError(f"Modality {name!r}: {err}") from None
+
+    weights = {term: 1.0 for term in LOSS_TERMS}
+    for term, value in (loss_weights or {}).items():
+        if term not in weights:
+            raise ValueError(f"Unknown loss term {term!r}; expected one of {LOSS_TERMS}.")
+        if not float(value) >= 0.0:
+            raise ValueError(f"Loss weight {term}={value!r} must be a number >= 0.")
+        weights[term] = float(value)
+    if perp_mode not in PERP_MODES:
+        raise ValueError(f"Unknown perp mode {perp_mode!r}; expected one of {PERP_MODES}.")
+    return shapes, num_classes, encoders, weights
+
+
+@keras.saving.register_keras_serializable(package="discomkd_keras")
+class DisCoMKD(keras.Model):
+    """Multi-branch DisCoM-KD model.
+
+    Args:
+        input_shapes: {modality: shape}, in modality-index order: modality i
+            has modality label i. Images are (H, W, C) channels-last,
+            vectors (F,).
+        num_classes: K, shared by all modalities (an int, or a dict of
+            per-modality counts that must agree).
+        encoders: a family name for all modalities or {modality: family};
+            default resnet18 for images, mlp for vectors.
+        feature_dim: D, even; z_inv, z_inf and z_irr each have D/2 features.
+        loss_weights: {cl, adv, mod, aux, perp} -> weight (default 1 each;
+            0 switches a term off).
+        perp_mode: `abs` (default), `cos` or `square`: how L_perp penalises
+            the cosine.
+        grl_lambda: the initial gradient-reversal lambda.
+
+    Inputs: {modality: batch}; the batches are independent (unpaired).
+    Outputs: {modality: {key: tensor}} with keys `OUTPUT_KEYS`.
+    Train with `fit(x={m: x_m}, y={m: y_m})`.
+    """
+
+    def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
+                 loss_weights=None, perp_mode="abs", grl_lambda=1.0, **kwargs):
+        shapes, num_classes, encoders, weights = _check_arguments(
+            input_shapes, num_classes, encoders, feature_dim, loss_weights, perp_mode)
+        modalities = list(shapes)
+        num_modalities = len(modalities)
+        half = feature_dim // 2
+
+        # Shared across modalities.
+        aux_classifier = layers.Dense(num_classes, name="aux_classifier")
+        inf_discriminator = layers.Dense(num_modalities, name="inf_discriminator")
+        irr_discriminator = layers.Dense(num_modalities, name="irr_discriminator")
+        gradient_reversal = GradientReversal(grl_lambda, name="gradient_reversal")
+        adv_discriminator = layers.Dense(num_modalities, name="adv_discriminator")
+
+        inputs, outputs = {}, {}
+        for m in modalities:
+            x = keras.Input(shape=shapes[m], name=m)
+            inputs[m] = x
+            inv_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_inv_encoder")(x)
+            spec_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_spec_encoder")(x)
+            z_inv = layers.Dense(half, name=f"{m}_proj_dense")(inv_features)
+            z_inv = layers.BatchNormalization(name=f"{m}_proj_bn")(z_inv)
+            z_inv = layers.ReLU(name=f"{m}_z_inv")(z_inv)
+            z_inf, z_irr = FeatureSplit(name=f"{m}_split")(spec_features)
+            joint = layers.Concatenate(name=f"{m}_concat")([z_inv, z_inf])
+            logits = layers.Dense(num_classes, name=f"{m}_classifier")(joint)
+            outputs[m] = {
+                "z_inv": z_inv,
+                "z_inf": z_inf,
+                "z_irr": z_irr,
+                "logits": logits,
+                "aux_inv": aux_classifier(z_inv),
+                "aux_inf": aux_classifier(z_inf),
+                "adv": adv_discriminator(gradient_reversal(z_inv)),
+                "mod_inf": inf_discriminator(z_inf),
+                "mod_irr": irr_discriminator(z_irr),
+            }
+        kwargs.setdefault("name", "discomkd")
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.input_shapes = shapes
+        self.modalities = modalities
+        self.num_classes = num_classes
+        self.encoders = encoders
+        self.feature_dim = feature_dim
+        self.loss_weights = weights
+        self.perp_mode = perp_mode
+        self.initial_grl_lambda = float(grl_lambda)
+        self.term_trackers = [keras.metrics.Mean(name=term) for term in LOSS_TERMS]
+        self.accuracy_trackers = [
+            keras.metrics.SparseCategoricalAccuracy(name=f"{m}_acc") for m in modalities
+        ]
+
+    # --- training step -----------------------------------------------------
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y is None:
+            raise ValueError("DisCoM-KD needs labels: y = {modality: class labels}.")
+        terms = loss_terms(y_pred, y, self.modalities, self.perp_mode)
+        loss = total_loss(terms, self.loss_weights)
+        for extra in self.losses:  # regularisers, if a user adds any
+            loss = loss + keras.ops.cast(keras.ops.sum(extra), "float32")
+        for tracker in self.term_trackers:
+            tracker.update_state(terms[tracker.name])
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        for m, tracker in zip(self.modalities, self.accuracy_trackers):
+            tracker.update_state(y[m], y_pred[m]["logits"])
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    # --- deployable classifiers ---------------------------------------------
+    def classifier(self, modality, probabilities=False):
+        """The standalone classifier of one modality: x -> C[m](z_inv, z_inf).
+
+        Built from the same layer objects as the training model (so it shares
+        their weights), with no GRL, discriminator or auxiliary head.
+        Outputs class logits, or softmax probabilities if `probabilities`.
+        """
+        if modality not in self.input_shapes:
+            raise ValueError(f"Unknown modality {modality!r}; this model has {self.modalities}.")
+        m = modality
+        x = keras.Input(shape=self.input_shapes[m], name=m)
+        z_inv = self.get_layer(f"{m}_inv_encoder")(x)
+        for name in (f"{m}_proj_dense", f"{m}_proj_bn", f"{m}_z_inv"):
+            z_inv = self.get_layer(name)(z_inv)
+        z_inf, _ = self.get_layer(f"{m}_split")(self.get_layer(f"{m}_spec_encoder")(x))
+        joint = self.get_layer(f"{m}_concat")([z_inv, z_inf])
+        out = self.get_layer(f"{m}_classifier")(joint)
+        if probabilities:
+            out = layers.Softmax(name="probabilities", dtype="float32")(out)
+        return keras.Model(x, out, name=f"{m}_classifier")
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
+            "num_classes": self.num_classes,
+            "encoders": dict(self.encoders),
+            "feature_dim": self.feature_dim,
+            "loss_weights": dict(self.loss_weights),
+            "perp_mode": self.perp_mode,
+            "grl_lambda": self.initial_grl_lambda,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

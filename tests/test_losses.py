@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+from keras import ops
+
+from discomkd_keras.losses import LOSS_TERMS, cosine_similarity, loss_terms, perpendicularity, total_loss
+
+pytestmark = pytest.mark.portable
+
+
+def np_ce(labels, logits):
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels]
+
+
+def np_cos(a, b):
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def fake_outputs(rng, modalities, batch_sizes, k, half):
+    outputs, labels = {}, {}
+    n_mod = len(modalities)
+    for m, n in zip(modalities, batch_sizes):
+        outputs[m] = {
+            "z_inv": rng.uniform(0.0, 2.0, (n, half)).astype("float32"),
+            "z_inf": rng.uniform(0.0, 2.0, (n, half)).astype("float32"),
+            "z_irr": rng.normal(size=(n, half)).astype("float32"),  # signed on purpose
+            "logits": rng.normal(size=(n, k)).astype("float32"),
+            "aux_inv": rng.normal(size=(n, k)).astype("float32"),
+            "aux_inf": rng.normal(size=(n, k)).astype("float32"),
+            "adv": rng.normal(size=(n, n_mod)).astype("float32"),
+            "mod_inf": rng.normal(size=(n, n_mod)).astype("float32"),
+            "mod_irr": rng.normal(size=(n, n_mod)).astype("float32"),
+        }
+        labels[m] = rng.integers(0, k, n)
+    return outputs, labels
+
+
+def test_every_term_matches_numpy_with_three_modalities_and_unequal_batches():
+    rng = np.random.default_rng(0)
+    mods = ["rgb", "depth", "thermal"]
+    outputs, labels = fake_outputs(rng, mods, [4, 3, 5], k=5, half=6)
+    terms = {t: float(ops.convert_to_numpy(v)) for t, v in loss_terms(outputs, labels, mods).items()}
+
+    expected = {t: [] for t in LOSS_TERMS}
+    for i, m in enumerate(mods):
+        o, y = outputs[m], labels[m]
+        mod_label = np.full(len(y), i)
+        expected["cl"].append(np_ce(y, o["logits"]))
+        expected["adv"].append(np_ce(mod_label, o["adv"]))
+        expected["mod"].append(np_ce(mod_label, o["mod_inf"]) + np_ce(mod_label, o["mod_irr"]))
+        expected["aux"].append(np_ce(y, o["aux_inv"]) + np_ce(y, o["aux_inf"]))
+        expected["perp"].append(np.abs(np_cos(o["z_inf"], o["z_irr"]))
+                                + np.abs(np_cos(o["z_inf"], o["z_inv"])))
+    for t in LOSS_TERMS:
+        # Averaged over all 12 samples, not over the 3 per-modality means.
+        assert terms[t] == pytest.approx(np.concatenate(expected[t]).mean(), rel=1e-5), t
+
+
+def test_modality_term_uses_integer_modality_labels():
+    # A discriminator that is certain of the right modality has ~zero loss;
+    # the same logits scored against a wrong modality label have a large one.
+    mods = ["a", "b", "c"]
+    rng = np.random.default_rng(1)
+    outputs, labels = fake_outputs(rng, mods, [2, 2, 2], k=3, half=4)
+    for i, m in enumerate(mods):
+        confident = np.full((2, 3), -20.0, "float32")
+        confident[:, i] = 20.0
+        outputs[m]["mod_inf"] = confident
+        outputs[m]["mod_irr"] = confident
+    assert float(ops.convert_to_numpy(loss_terms(outputs, labels, mods)["mod"])) < 1e-6
+    assert float(ops.convert_to_numpy(loss_terms(outputs, labels, mods[::-1])["mod"])) > 30
+
+
+def test_cosine_and_perp_modes():
+    a = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]], "float32")
+    b = np.array([[0.0, 3.0], [-2.0, -2.0], [1.0, 0.0]], "float32")
+    cos = ops.convert_to_numpy(cosine_similarity(a, b))
+    np.testing.assert_allclose(cos, [0.0, -1.0, 0.0], atol=1e-6)  # zero vector: 0, not NaN
+    np.testing.assert_allclose(ops.convert_to_numpy(perpendicularity(a, b, "abs")), [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(perpendicularity(a, b, "cos")), [0, -1, 0], atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(perpendicularity(a, b, "square")), [0, 1, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="perp mode"):
+        perpendicularity(a, b, "l1")
+
+
+def test_total_loss_weights_and_ablation():
+    terms = {"cl": 1.0, "adv": 2.0, "mod": 3.0, "aux": 4.0, "perp": 5.0}
+    assert total_loss(terms, dict.fromkeys(LOSS_TERMS, 1.0)) == 15.0
+    assert total_loss(terms, {"cl": 1, "adv": 0, "mod": 1, "aux": 0.5, "perp": 1}) == 11.0
