@@ -104,6 +104,22 @@ def _check_arguments(input_shapes, num_classes, encoders, feature_dim,
     return shapes, num_classes, encoders, weights
 
 
+def _scale_for_replicas(loss):
+    """Divide by the replica count under tf.distribute, as Keras' own losses do.
+
+    Each replica returns the mean over its share of the global batch and
+    tf.distribute sums the replicas' gradients; the TF train step multiplies
+    the logged loss back. JAX's DataParallel averages by itself.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="discomkd_keras")
 class DisCoMKD(keras.Model):
     """Multi-branch DisCoM-KD model.
@@ -192,7 +208,7 @@ class DisCoMKD(keras.Model):
             loss = loss + keras.ops.cast(keras.ops.sum(extra), "float32")
         for tracker in self.term_trackers:
             tracker.update_state(terms[tracker.name])
-        return loss
+        return _scale_for_replicas(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         for m, tracker in zip(self.modalities, self.accuracy_trackers):
@@ -200,13 +216,9 @@ class DisCoMKD(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     # --- deployable classifiers ---------------------------------------------
-    def classifier(self, modality, probabilities=False):
-        """The standalone classifier of one modality: x -> C[m](z_inv, z_inf).
-
-        Built from the same layer objects as the training model (so it shares
-        their weights), with no GRL, discriminator or auxiliary head.
-        Outputs class logits, or softmax probabilities if `probabilities`.
-        """
+    def _branch(self, modality):
+        """(input, z_inv, z_inf, z_irr) of one modality, rebuilt on a fresh Input
+        from the training model's own layer objects (shared weights)."""
         if modality not in self.input_shapes:
             raise ValueError(f"Unknown modality {modality!r}; this model has {self.modalities}.")
         m = modality
@@ -214,12 +226,28 @@ class DisCoMKD(keras.Model):
         z_inv = self.get_layer(f"{m}_inv_encoder")(x)
         for name in (f"{m}_proj_dense", f"{m}_proj_bn", f"{m}_z_inv"):
             z_inv = self.get_layer(name)(z_inv)
-        z_inf, _ = self.get_layer(f"{m}_split")(self.get_layer(f"{m}_spec_encoder")(x))
-        joint = self.get_layer(f"{m}_concat")([z_inv, z_inf])
-        out = self.get_layer(f"{m}_classifier")(joint)
+        z_inf, z_irr = self.get_layer(f"{m}_split")(self.get_layer(f"{m}_spec_encoder")(x))
+        return x, z_inv, z_inf, z_irr
+
+    def classifier(self, modality, probabilities=False):
+        """The standalone classifier of one modality: x -> C[m](z_inv, z_inf).
+
+        Built from the same layer objects as the training model (so it shares
+        their weights), with no GRL, discriminator or auxiliary head.
+        Outputs class logits, or softmax probabilities if `probabilities`.
+        """
+        x, z_inv, z_inf, _ = self._branch(modality)
+        joint = self.get_layer(f"{modality}_concat")([z_inv, z_inf])
+        out = self.get_layer(f"{modality}_classifier")(joint)
         if probabilities:
             out = layers.Softmax(name="probabilities", dtype="float32")(out)
-        return keras.Model(x, out, name=f"{m}_classifier")
+        return keras.Model(x, out, name=f"{modality}_classifier")
+
+    def embedder(self, modality):
+        """x -> {"z_inv", "z_inf", "z_irr"} of one modality (for embedding maps)."""
+        x, z_inv, z_inf, z_irr = self._branch(modality)
+        return keras.Model(x, {"z_inv": z_inv, "z_inf": z_inf, "z_irr": z_irr},
+                           name=f"{modality}_embedder")
 
     def get_config(self):
         return {

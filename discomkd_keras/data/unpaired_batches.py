@@ -1,0 +1,85 @@
+"""Unpaired training batches: one shuffled, augmented stream per modality.
+
+Each step yields x = {modality: batch}, y = {modality: labels}; modality m's
+batch holds its own samples. An epoch is one pass over the largest modality's
+training set; smaller modalities cycle through fresh permutations. Batches are
+always full (steady shapes: no retracing, no 1-sample BatchNorm batches).
+
+NumPy only (the pipeline also feeds the JAX backend, where TensorFlow may be
+absent); augmentation is vectorised over the batch. Shuffling and
+augmentation derive from (seed, epoch, step, modality), so a resumed run sees
+the same batches it would have seen, whatever the worker order.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+AUGMENTATIONS = ("flip_rot90", "none")
+
+
+def augment_images(x, rng):
+    """Random horizontal flip, vertical flip and 90-degree rotation, each with
+    p = 0.5 per sample (the paper's image augmentation). Rotation only for
+    square images, where it keeps the shape."""
+    n = len(x)
+    x = np.where(rng.random(n)[:, None, None, None] < 0.5, x[:, :, ::-1], x)
+    x = np.where(rng.random(n)[:, None, None, None] < 0.5, x[:, ::-1], x)
+    if x.shape[1] == x.shape[2]:
+        x = np.where(rng.random(n)[:, None, None, None] < 0.5, np.rot90(x, axes=(1, 2)), x)
+    return x
+
+
+class UnpairedBatches(keras.utils.PyDataset):
+    """Training batches of a `MultiModalDataset` split, one stream per modality.
+
+    augment: {modality: "flip_rot90" | "none"}; by default images get
+        flip_rot90 and spectrograms/vectors none.
+    """
+
+    def __init__(self, data, batch_size=128, split="train", augment=None, seed=0,
+                 epoch=0, **kwargs):
+        super().__init__(**kwargs)
+        self.modalities = data.modalities
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        self.seed = int(seed)
+        self.x, self.y = {}, {}
+        for m in self.modalities:
+            self.x[m], self.y[m] = data.split(m, split)
+        default = {m: "flip_rot90" if data.kinds[m] == "image" else "none" for m in self.modalities}
+        self.augment = {**default, **(augment or {})}
+        for m, a in self.augment.items():
+            if a not in AUGMENTATIONS:
+                raise ValueError(f"Unknown augmentation {a!r} for {m!r}; expected {AUGMENTATIONS}.")
+        self.steps = math.ceil(max(len(v) for v in self.y.values()) / self.batch_size)
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch):
+        """Lay out every modality's sample order for `epoch`."""
+        self.epoch = int(epoch)
+        self.order = {}
+        needed = self.steps * self.batch_size
+        for i, m in enumerate(self.modalities):
+            n = len(self.y[m])
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            repeats = math.ceil(needed / n)
+            self.order[m] = np.concatenate([rng.permutation(n) for _ in range(repeats)])[:needed]
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, step):
+        xs, ys = {}, {}
+        for i, m in enumerate(self.modalities):
+            rows = self.order[m][step * self.batch_size:(step + 1) * self.batch_size]
+            x = self.x[m][rows]
+            if self.augment[m] == "flip_rot90":
+                x = augment_images(x, np.random.default_rng([self.seed, self.epoch, step, i, 1]))
+            xs[m], ys[m] = np.ascontiguousarray(x), self.y[m][rows]
+        return xs, ys
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
