@@ -238,5 +238,100 @@ def evaluate(run_dir, max_points):
     click.echo(f"Figures in {Path(run_dir) / 'evaluation'}")
 
 
+@main.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--modality", help="Modality to export, or 'all'.")
+@click.option("--quantize", "quantization", type=click.Choice(["int8", "float16", "dynamic", "float32"]),
+              default="int8", show_default=True,
+              help="int8: full-integer post-training quantization (representative data from the "
+              "run's training split); float16 / dynamic: weights only; float32: none.")
+@click.option("--io", "io_type", type=click.Choice(["float32", "int8", "uint8"]), default="float32",
+              show_default=True, help="Input/output tensor type (int8/uint8 only with --quantize "
+              "int8; the card gives the scale and zero point).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default RUN_DIR/export); writes OUT/<modality>/.")
+@click.option("--representative-size", type=int, default=300, show_default=True,
+              help="Training samples used to calibrate int8 quantization.")
+@click.option("--threshold", type=float, default=None,
+              help="Minimum TFLite-vs-Keras argmax agreement on the test split "
+              "(default 0.98 int8/dynamic, 0.995 float16, 0.999 float32).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
+@click.option("--check", "check_dir", type=click.Path(path_type=Path), default=None,
+              help="Re-run the verification of an existing export folder and exit.")
+def export_command(run_dir, modality, quantization, io_type, out_dir, representative_size,
+                   threshold, overwrite, check_dir):
+    """Export a modality's best classifier as a standalone, quantized, verified
+    TFLite model: OUT/<modality>/{<modality>.tflite, labels.txt, model_card.json}.
+
+    RUN_DIR defaults to the most recent run under runs/. Every export runs the
+    TFLite model with the LiteRT interpreter on the run's test split and
+    compares it with the Keras classifier; below --threshold nothing is written
+    and the exit status is non-zero.
+    """
+    from discomkd_keras.data import DataError
+    from discomkd_keras.export import ExportError, check_export, export_modality, format_report, read_run
+    from discomkd_keras.training import RunError, latest_run
+
+    try:
+        if check_dir is not None:
+            card, report = check_export(check_dir)
+            click.echo(format_report(card["modality"], report))
+            if not report["passed"]:
+                sys.exit(1)
+            return
+        if not modality:
+            _fail("--modality NAME (or 'all') is required.")
+        run_dir = run_dir or latest_run()
+        config, _ = read_run(run_dir)
+        modalities = config["modalities"] if modality == "all" else [modality]
+        for m in modalities:
+            card = export_modality(run_dir, m, quantization=quantization, out_dir=out_dir,
+                                   io_type=io_type, representative_size=representative_size,
+                                   threshold=threshold, overwrite=overwrite, log=click.echo)
+            click.echo(format_report(m, card["verification"]))
+            folder = (Path(out_dir) if out_dir else Path(run_dir) / "export") / m
+            click.echo(f"Wrote {folder}/ ({card['file_size_bytes'] / 1024:.1f} KiB model). "
+                       f"On the device: python edge_demo/classify.py {folder} INPUT_FILE\n")
+    except (ExportError, DataError, RunError) as err:
+        _fail(str(err))
+
+
+@main.command("bench-export")
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--modality", default="all", show_default=True, help="Modality, or 'all'.")
+@click.option("--quantize", "quantizations", default="float32,float16,dynamic,int8",
+              show_default=True, help="Comma-separated quantizations to compare.")
+@click.option("--runs", type=int, default=200, show_default=True,
+              help="Timed batch-1 invocations per model and thread count.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
+              help="Also write the Markdown table here.")
+def bench_export_command(run_dir, modality, quantizations, runs, out_file):
+    """Compare quantizations of a run's classifiers: file size and ratio to
+    float32, test weighted F1, TFLite/Keras agreement, median 1- and 2-thread
+    latency, parameters and MACs. Figures are printed (and optionally saved)."""
+    from discomkd_keras.data import DataError
+    from discomkd_keras.export import ExportError, read_run
+    from discomkd_keras.export.benchmark import bench_export, format_table
+    from discomkd_keras.training import RunError, latest_run, write_atomic
+
+    try:
+        run_dir = run_dir or latest_run()
+        config, _ = read_run(run_dir)
+        wanted = [q.strip() for q in quantizations.split(",") if q.strip()]
+        modalities = config["modalities"] if modality == "all" else [modality]
+        tables = []
+        for m in modalities:
+            if m not in config["modalities"]:
+                raise ExportError(f"Unknown modality {m!r}; this run has: {', '.join(config['modalities'])}.")
+            click.echo(f"Benchmarking {m} ...")
+            rows = bench_export(run_dir, m, wanted, runs=runs, log=click.echo)
+            tables.append(format_table(m, rows, runs))
+            click.echo(tables[-1] + "\n")
+        if out_file:
+            write_atomic(out_file, f"Run: {run_dir}\n\n" + "\n\n".join(tables) + "\n")
+    except (ExportError, DataError, RunError) as err:
+        _fail(str(err))
+
+
 if __name__ == "__main__":
     main()

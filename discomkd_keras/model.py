@@ -13,7 +13,7 @@ import re
 import keras
 from keras import layers
 
-from discomkd_keras.encoders import build_encoder, check_encoder, default_encoder
+from discomkd_keras.encoders import batch_norm, build_encoder, check_encoder, default_encoder
 from discomkd_keras.gradient_reversal import GradientReversal
 from discomkd_keras.losses import LOSS_TERMS, PERP_MODES, loss_terms, total_loss
 
@@ -166,7 +166,7 @@ class DisCoMKD(keras.Model):
             inv_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_inv_encoder")(x)
             spec_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_spec_encoder")(x)
             z_inv = layers.Dense(half, name=f"{m}_proj_dense")(inv_features)
-            z_inv = layers.BatchNormalization(name=f"{m}_proj_bn")(z_inv)
+            z_inv = batch_norm(f"{m}_proj_bn")(z_inv)
             z_inv = layers.ReLU(name=f"{m}_z_inv")(z_inv)
             z_inf, z_irr = FeatureSplit(name=f"{m}_split")(spec_features)
             joint = layers.Concatenate(name=f"{m}_concat")([z_inv, z_inf])

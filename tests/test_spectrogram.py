@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from discomkd_keras.data.spectrogram import (
+from discomkd_keras.edge_demo.spectrogram import (
     SPECTROGRAM_PARAMS, fix_length, log_mel_spectrogram, mel_band_edges, mel_filterbank,
     num_frames, read_wav)
 

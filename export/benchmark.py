@@ -1,0 +1,99 @@
+"""Size, accuracy and speed of every quantization of one modality's classifier.
+
+Each quantization is exported (and verified) into a temporary folder; then
+the model is timed with the LiteRT interpreter at batch 1, one and two
+threads, over `runs` invocations after a warm-up. Figures are printed and
+returned, never asserted.
+"""
+
+import statistics
+import tempfile
+import time
+
+from discomkd_keras.export.tflite_export import QUANTIZATIONS, export_modality, load_best_classifier
+
+
+def count_macs(model):
+    """Multiply-accumulates of one forward pass (batch 1) through Conv2D,
+    DepthwiseConv2D and Dense layers, nested models included."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += count_macs(layer)
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, h, w, _ = layer.output.shape
+            kh, kw, cin, mult = layer.kernel.shape
+            total += h * w * kh * kw * cin * mult
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            kh, kw, cin_per_group, cout = layer.kernel.shape
+            total += h * w * kh * kw * cin_per_group * cout
+        elif isinstance(layer, keras.layers.Dense):
+            fan_in, units = layer.kernel.shape
+            total += fan_in * units
+    return int(total)
+
+
+def time_model(model_path, x, threads, runs, warmup=20):
+    from discomkd_keras.export.tflite_runner import TFLiteClassifier
+
+    classifier = TFLiteClassifier(model_path, num_threads=threads)
+    sample = x[0]
+    for _ in range(warmup):
+        classifier(sample)
+    times = []
+    for i in range(runs):
+        sample = x[i % len(x)]
+        start = time.perf_counter()
+        classifier(sample)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=None, log=print):
+    """Rows of {quantization, size, ratio, F1, agreement, latencies, params, MACs}."""
+    from discomkd_keras.data import load_data
+    from discomkd_keras.export.tflite_export import read_run
+
+    config, _ = read_run(run_dir)
+    data = data if data is not None else load_data(config["data"])
+    classifier, _ = load_best_classifier(run_dir, modality)
+    params, macs = int(classifier.count_params()), count_macs(classifier)
+    x_test, _ = data.split(modality, "test")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for q in quantizations:
+            card = export_modality(run_dir, modality, quantization=q, out_dir=f"{tmp}/{q}",
+                                   data=data, threshold=0.0, log=lambda *_: None)
+            path = f"{tmp}/{q}/{modality}/{modality}.tflite"
+            v = card["verification"]
+            rows.append({
+                "quantization": q, "size_kib": card["file_size_bytes"] / 1024,
+                "keras_f1": v["keras_weighted_f1"], "tflite_f1": v["tflite_weighted_f1"],
+                "agreement": v["agreement"], "max_abs_prob_diff": v["max_abs_prob_diff"],
+                "ms_1_thread": time_model(path, x_test, 1, runs),
+                "ms_2_threads": time_model(path, x_test, 2, runs),
+                "parameters": params, "macs": macs,
+            })
+            log(f"  {q}: done")
+    base = next((r["size_kib"] for r in rows if r["quantization"] == "float32"), None)
+    for r in rows:
+        r["size_ratio"] = r["size_kib"] / base if base else float("nan")
+    return rows
+
+
+def format_table(modality, rows, runs):
+    head = (f"| {modality} | size KiB | x float32 | Keras F1 | TFLite F1 | agreement | "
+            f"max dprob | ms 1 thr | ms 2 thr |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        lines.append(f"| {r['quantization']} | {r['size_kib']:.1f} | {r['size_ratio']:.3f} | "
+                     f"{r['keras_f1']:.4f} | {r['tflite_f1']:.4f} | {r['agreement']:.4f} | "
+                     f"{r['max_abs_prob_diff']:.3g} | {r['ms_1_thread']:.3f} | {r['ms_2_threads']:.3f} |")
+    r = rows[0]
+    lines.append(f"\n{modality} branch: {r['parameters']:,} parameters, {r['macs'] / 1e6:.2f} M MACs; "
+                 f"latency = median of {runs} batch-1 invocations after 20 warm-up runs "
+                 f"(LiteRT interpreter, XNNPACK).")
+    return "\n".join(lines)

@@ -1,0 +1,237 @@
+"""Export one modality's best classifier from a run directory as a standalone
+TFLite model, verified against its Keras twin before anything is written.
+
+Path: Keras classifier + softmax -> SavedModel (keras.export.ExportArchive)
+-> tf.lite.TFLiteConverter, with `supported_ops` always set explicitly
+(builtins only: the device runtime has no Flex/Select-TF ops).
+
+Writes OUT/<modality>/{<modality>.tflite, labels.txt, model_card.json}
+through a temporary folder renamed into place.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, verify
+
+QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
+IO_TYPES = ("float32", "int8", "uint8")
+CARD_FORMAT = "discomkd-keras/model-card/v1"
+
+
+class ExportError(ValueError):
+    """A problem that stops an export; the message names it."""
+
+
+def read_run(run_dir):
+    """(config, state) of a run directory, or ExportError saying why it is not one."""
+    from discomkd_keras.training import RunError, read_json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ExportError(f"{run_dir} is not a run directory (no config.json).")
+    try:
+        config = read_json(run_dir / "config.json")
+        state = read_json(run_dir / "state.json") if (run_dir / "state.json").exists() else {}
+    except RunError as err:
+        raise ExportError(str(err)) from None
+    return config, state
+
+
+def load_best_classifier(run_dir, modality):
+    from discomkd_keras.training import RunError, load_model_file, read_json
+
+    path = Path(run_dir) / "best" / f"{modality}.keras"
+    if not path.exists():
+        raise ExportError(f"{run_dir} has no best checkpoint for {modality!r} yet "
+                          f"({path} is missing): train at least one epoch first.")
+    try:
+        return load_model_file(path), read_json(Path(run_dir) / "best" / f"{modality}.json")
+    except RunError as err:
+        raise ExportError(str(err)) from None
+
+
+def probability_model(classifier, modality):
+    """The classifier with a softmax on top: a device gets class probabilities."""
+    import keras
+
+    x = keras.Input(classifier.input_shape[1:], name=modality)
+    return keras.Model(x, keras.layers.Softmax(name="probabilities")(classifier(x, training=False)))
+
+
+def keras_probabilities(model, x, batch_size=128):
+    """Direct (eager) calls in batches: a fresh model per export would otherwise
+    trace a new predict function each time."""
+    import keras
+
+    out = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0,), np.float32)
+
+
+def _unsupported_ops(message):
+    found = re.findall(r"\b(tf\.[A-Za-z0-9_]+|[A-Z][A-Za-z0-9]+Op)\b", message)
+    return sorted(set(found))
+
+
+def convert(model, quantization, representative=None, io_type="float32"):
+    """Keras model (batch-1 float input) -> TFLite flatbuffer bytes."""
+    import keras
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ExportError(f"Unknown quantization {quantization!r}; expected one of {QUANTIZATIONS}.")
+    if io_type not in IO_TYPES:
+        raise ExportError(f"Unknown I/O type {io_type!r}; expected one of {IO_TYPES}.")
+    if io_type != "float32" and quantization != "int8":
+        raise ExportError(f"--io {io_type} needs --quantize int8 (integer I/O exists only for "
+                          "full-integer models).")
+    spec = keras.InputSpec(shape=(1,) + tuple(model.input_shape[1:]), dtype="float32")
+    with tempfile.TemporaryDirectory() as saved_model_dir:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=[spec])
+        archive.write_out(saved_model_dir, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        # Never Flex: LiteRT on the device runs builtin ops only.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantization == "int8":
+            if representative is None or len(representative) == 0:
+                raise ExportError("Full-integer quantization needs a representative data set, "
+                                  "and it is empty.")
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.representative_dataset = lambda: ([r[None].astype(np.float32)]
+                                                        for r in representative)
+            converter.inference_input_type = getattr(tf, io_type)
+            converter.inference_output_type = getattr(tf, io_type)
+        try:
+            return converter.convert()
+        except Exception as err:  # the converter raises many types; the message is what matters
+            text = str(err)
+            ops = _unsupported_ops(text)
+            detail = f"ops not supported as TFLite builtins: {', '.join(ops)}" if ops \
+                else text.strip().splitlines()[-1] if text.strip() else type(err).__name__
+            raise ExportError(f"TFLite conversion ({quantization}) failed: {detail}") from None
+
+
+def _check_writable(directory):
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise ExportError(f"Cannot write to output folder {directory}: {err.strerror or err}.") from None
+
+
+def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_type="float32",
+                    representative_size=300, threshold=None, overwrite=False, data=None, seed=0,
+                    log=print):
+    """Convert, verify and write one modality; return its model card (a dict)."""
+    from discomkd_keras.data import load_data
+    from discomkd_keras.export.tflite_runner import op_names
+
+    run_dir = Path(run_dir)
+    config, state = read_run(run_dir)
+    if modality not in config["modalities"]:
+        raise ExportError(f"Unknown modality {modality!r}; this run has: "
+                          f"{', '.join(config['modalities'])}.")
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLDS[quantization] if quantization in DEFAULT_THRESHOLDS else 0.98
+    if not 0.0 <= threshold <= 1.0:
+        raise ExportError(f"--threshold must lie in [0, 1]; got {threshold}.")
+    out_dir = Path(out_dir) if out_dir else run_dir / "export"
+    target = out_dir / modality
+    if target.exists() and not overwrite:
+        raise ExportError(f"{target} already exists; pass --overwrite to replace it.")
+    _check_writable(out_dir)
+    if int(representative_size) < 1 and quantization == "int8":
+        raise ExportError("--representative-size must be >= 1 for int8 (the representative "
+                          "data set would be empty).")
+
+    classifier, best = load_best_classifier(run_dir, modality)
+    data = data if data is not None else load_data(config["data"])
+    x_train, _ = data.split(modality, "train")
+    rows = np.random.default_rng(seed).permutation(len(x_train))[: int(representative_size)]
+    representative = x_train[np.sort(rows)]
+
+    model = probability_model(classifier, modality)
+    started = time.perf_counter()
+    flatbuffer = convert(model, quantization, representative, io_type)
+    log(f"[{modality}] converted ({quantization}, {io_type} I/O) in "
+        f"{time.perf_counter() - started:.1f}s: {len(flatbuffer) / 1024:.1f} KiB")
+    ops = op_names(flatbuffer)
+
+    x_test, y_test = data.split(modality, "test")
+    keras_probs = keras_probabilities(model, x_test)
+    report = verify(flatbuffer, x_test, y_test, keras_probs, data.num_classes, threshold)
+    if not report["passed"]:
+        raise ExportError(f"[{modality}] verification failed: argmax agreement "
+                          f"{report['agreement']:.4f} < threshold {threshold} "
+                          f"({quantization}); nothing was written.")
+
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_content=flatbuffer)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    preprocessing = dict(config["preprocessing"].get(modality, {}))
+    card = {
+        "format": CARD_FORMAT,
+        "modality": modality,
+        "kind": config["kinds"][modality],
+        "model_file": f"{modality}.tflite",
+        "labels_file": "labels.txt",
+        "class_names": config["class_names"],
+        "quantization": quantization,
+        "input": _tensor_card(inp, "NHWC" if len(inp["shape"]) == 4 else "NF"),
+        "output": dict(_tensor_card(out, "NK"), meaning="class probabilities (softmax)"),
+        "preprocessing": preprocessing,
+        "source": {"run_dir": str(run_dir.resolve()), "checkpoint": f"best/{modality}.keras",
+                   "epoch": best["epoch"], "valid_weighted_f1": best["f1"],
+                   "dataset": config["dataset"], "data": config["data"],
+                   "encoder": config["encoders"].get(modality), "versions": config["versions"]},
+        "file_size_bytes": len(flatbuffer),
+        "parameters": int(classifier.count_params()),
+        "ops": ops,
+        "representative_samples": int(len(representative)) if quantization == "int8" else 0,
+        "verification": report,
+    }
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{modality}.", dir=out_dir))
+    try:
+        (tmp / card["model_file"]).write_bytes(flatbuffer)
+        (tmp / "labels.txt").write_text("\n".join(config["class_names"]) + "\n")
+        (tmp / "model_card.json").write_text(json.dumps(card, indent=2))
+        _replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return card
+
+
+def _replace_dir(new, target):
+    """Move `new` to `target`; an existing `target` is swapped out, then deleted."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old.{os.getpid()}")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old)
+    else:
+        os.replace(new, target)
+
+
+def _tensor_card(details, layout):
+    scale, zero_point = details["quantization"]
+    return {"name": details["name"], "shape": [int(d) for d in details["shape"]],
+            "layout": layout, "dtype": np.dtype(details["dtype"]).name,
+            "quantization": {"scale": float(scale), "zero_point": int(zero_point)}
+            if details["dtype"] != np.float32 else None}

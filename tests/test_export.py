@@ -1,0 +1,157 @@
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from discomkd_keras.cli import main
+from discomkd_keras.data import load_data
+from discomkd_keras.export import ExportError, export_modality
+from discomkd_keras.export.tflite_runner import TFLiteClassifier, make_interpreter
+from helpers import write_released
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="TFLite conversion needs the TensorFlow backend")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    data_dir = write_released(root / "data", n_per_class=60)
+    run_dir = root / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--epochs", "6",
+        "--encoder", "rgb=lenet", "--feature-dim", "16", "--batch-size", "32", "--lr", "3e-3",
+        "--quiet"])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def keras_probs(run_dir, modality, x):
+    clf = keras.saving.load_model(run_dir / "best" / f"{modality}.keras", safe_mode=True)
+    return np.asarray(keras.ops.softmax(clf.predict(x, verbose=0)))
+
+
+def test_float32_matches_keras_and_card_is_consistent(run, tmp_path):
+    card = export_modality(run, "rgb", quantization="float32", out_dir=tmp_path, log=lambda *_: None)
+    folder = tmp_path / "rgb"
+    assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", "model_card.json", "rgb.tflite"]
+    assert json.loads((folder / "model_card.json").read_text()) == card
+    assert (folder / "labels.txt").read_text().splitlines() == ["0", "1", "2"]
+
+    config = json.loads((run / "config.json").read_text())
+    x, y = load_data(config["data"]).split("rgb", "test")
+    tflite = TFLiteClassifier(folder / "rgb.tflite").predict(x)
+    np.testing.assert_allclose(tflite, keras_probs(run, "rgb", x), atol=1e-5)
+    v = card["verification"]
+    assert v["agreement"] == 1.0 and v["passed"] and v["samples"] == len(y) == 36
+    assert v["tflite_accuracy"] == v["keras_accuracy"]
+
+    interpreter = make_interpreter(folder / "rgb.tflite")
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert card["input"]["shape"] == list(inp["shape"]) == [1, 8, 8, 3]
+    assert card["input"]["name"] == inp["name"] and card["input"]["dtype"] == "float32"
+    assert card["output"]["shape"] == list(out["shape"]) == [1, 3]
+    assert card["file_size_bytes"] == (folder / "rgb.tflite").stat().st_size
+    assert card["source"]["epoch"] == json.loads((run / "best" / "rgb.json").read_text())["epoch"]
+    assert card["preprocessing"]["scale"] == 1.0 and card["kind"] == "image"
+    # Builtins only: no Flex (Select TF) or custom ops.
+    assert card["ops"] and all(op.isupper() and not op.startswith(("FLEX", "CUSTOM")) for op in card["ops"])
+    assert "CONV_2D" in card["ops"] and "SOFTMAX" in card["ops"]
+
+
+@pytest.mark.parametrize("io_type", ["float32", "int8", "uint8"])
+def test_int8_agrees_with_keras(run, tmp_path, io_type):
+    card = export_modality(run, "rgb", quantization="int8", io_type=io_type, out_dir=tmp_path,
+                           representative_size=100, log=lambda *_: None)
+    v = card["verification"]
+    assert v["agreement"] >= 0.98 and v["passed"]
+    assert card["representative_samples"] == 100
+    interpreter = make_interpreter(tmp_path / "rgb" / "rgb.tflite")
+    inp = interpreter.get_input_details()[0]
+    assert card["input"]["dtype"] == np.dtype(inp["dtype"]).name == io_type
+    if io_type != "float32":
+        scale, zero_point = inp["quantization"]
+        assert card["input"]["quantization"] == {"scale": pytest.approx(scale), "zero_point": zero_point}
+    sizes = card["file_size_bytes"]
+    f32 = export_modality(run, "rgb", quantization="float32", out_dir=tmp_path / "f32",
+                          log=lambda *_: None)["file_size_bytes"]
+    assert sizes < 0.4 * f32  # int8 weights: about a quarter of float32
+
+
+def test_modality_all_and_overwrite(run, tmp_path):
+    out = tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(run), "--modality", "all", "--out", str(out),
+                                  "--quantize", "dynamic"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["rgb", "vec"]
+    assert "argmax agreement" in result.output
+    before = (out / "vec" / "model_card.json").read_text()
+    result = runner.invoke(main, ["export", str(run), "--modality", "vec", "--out", str(out)])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert (out / "vec" / "model_card.json").read_text() == before
+    result = runner.invoke(main, ["export", str(run), "--modality", "vec", "--out", str(out),
+                                  "--overwrite", "--quantize", "float16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "vec" / "model_card.json").read_text())["quantization"] == "float16"
+    assert sorted(p.name for p in out.iterdir()) == ["rgb", "vec"]  # no temp folders left
+
+    result = runner.invoke(main, ["export", "--check", str(out / "vec")])
+    assert result.exit_code == 0 and "PASS" in result.output, result.output
+    # A model that does not match its card's Keras twin fails the check.
+    (out / "vec" / "vec.tflite").write_bytes((out / "rgb" / "rgb.tflite").read_bytes())
+    result = runner.invoke(main, ["export", "--check", str(out / "vec")])
+    assert result.exit_code != 0
+
+
+def test_bad_inputs_write_nothing(run, tmp_path):
+    out = tmp_path / "out"
+    cases = [
+        (dict(run_dir=run, modality="depth"), "Unknown modality 'depth'; this run has: rgb, vec"),
+        (dict(run_dir=tmp_path, modality="rgb"), "is not a run directory"),
+        (dict(run_dir=run, modality="rgb", representative_size=0), "representative"),
+        (dict(run_dir=run, modality="rgb", quantization="float16", io_type="int8"), "needs --quantize int8"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ExportError, match=message):
+            export_modality(out_dir=out, log=lambda *_: None, **kwargs)
+    assert not out.exists() or not any(out.iterdir())
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ExportError, match="Cannot write to output folder"):
+        export_modality(run, "rgb", out_dir=blocker / "sub", log=lambda *_: None)
+
+
+def test_missing_and_corrupt_checkpoints(run, tmp_path):
+    import shutil
+
+    broken = tmp_path / "run"
+    shutil.copytree(run, broken)
+    (broken / "best" / "vec.keras").unlink()
+    with pytest.raises(ExportError, match="no best checkpoint for 'vec'"):
+        export_modality(broken, "vec", out_dir=tmp_path / "o", log=lambda *_: None)
+    (broken / "best" / "rgb.keras").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ExportError, match="not a valid .keras file"):
+        export_modality(broken, "rgb", out_dir=tmp_path / "o", log=lambda *_: None)
+    assert not (tmp_path / "o" / "rgb").exists()
+    result = CliRunner().invoke(main, ["export", str(broken), "--modality", "rgb",
+                                       "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.startswith("Error:")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_mac_count_matches_hand_computation():
+    from discomkd_keras.export.benchmark import count_macs
+
+    inner_in = keras.Input((5, 5, 4))
+    inner = keras.Model(inner_in, keras.layers.DepthwiseConv2D(3, padding="same")(inner_in))
+    x = keras.Input((5, 5, 2))
+    y = keras.layers.Conv2D(4, 3, padding="same")(x)          # 5*5 * 3*3*2 * 4 = 1800
+    y = inner(y)                                               # 5*5 * 3*3*4     =  900
+    y = keras.layers.Conv2D(4, 3, strides=2, padding="valid")(y)  # 2*2 * 3*3*4*4 = 576
+    y = keras.layers.Dense(3)(keras.layers.Flatten()(y))       # 16 * 3          =   48
+    assert count_macs(keras.Model(x, y)) == 1800 + 900 + 576 + 48
