@@ -58,10 +58,37 @@ def load_best_classifier(run_dir, modality):
         raise ExportError(str(err)) from None
 
 
-def probability_model(classifier, modality):
-    """The classifier with a softmax on top: a device gets class probabilities."""
+def as_float32(model):
+    """The same model with every layer computing in float32.
+
+    A classifier trained under mixed precision computes in float16, which the
+    TFLite builtins do not take; its variables are float32 already, so the
+    float32 twin is its config with the dtype policies replaced, plus its weights.
+    """
     import keras
 
+    def to_float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {k: to_float32(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [to_float32(v) for v in node]
+        return node
+
+    config = keras.saving.serialize_keras_object(model)
+    if to_float32(config) == config:
+        return model
+    twin = keras.saving.deserialize_keras_object(to_float32(config))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def probability_model(classifier, modality):
+    """The classifier (in float32) with a softmax on top: a device gets class probabilities."""
+    import keras
+
+    classifier = as_float32(classifier)
     x = keras.Input(classifier.input_shape[1:], name=modality)
     return keras.Model(x, keras.layers.Softmax(name="probabilities")(classifier(x, training=False)))
 
@@ -77,7 +104,7 @@ def keras_probabilities(model, x, batch_size=128):
 
 
 def _unsupported_ops(message):
-    found = re.findall(r"\b(tf\.[A-Za-z0-9_]+|[A-Z][A-Za-z0-9]+Op)\b", message)
+    found = re.findall(r"^\s*(tf\.[A-Za-z0-9_]+)\(", message, flags=re.MULTILINE)
     return sorted(set(found))
 
 

@@ -155,3 +155,26 @@ def test_mac_count_matches_hand_computation():
     y = keras.layers.Conv2D(4, 3, strides=2, padding="valid")(y)  # 2*2 * 3*3*4*4 = 576
     y = keras.layers.Dense(3)(keras.layers.Flatten()(y))       # 16 * 3          =   48
     assert count_macs(keras.Model(x, y)) == 1800 + 900 + 576 + 48
+
+
+def test_mixed_precision_classifier_exports_as_float32(tmp_path):
+    from discomkd_keras.export.tflite_export import as_float32, convert, probability_model
+    from discomkd_keras.model import DisCoMKD
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = DisCoMKD({"a": (8, 8, 1), "b": (4,)}, 3, encoders={"a": "lenet"}, feature_dim=8)
+        clf = model.classifier("a")
+        clf.save(tmp_path / "a.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    loaded = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
+    assert loaded.get_layer("a_classifier").compute_dtype == "float16"
+    twin = as_float32(loaded)
+    assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(loaded(x), dtype="float32"),
+                               rtol=2e-2, atol=2e-2)
+    probs = probability_model(loaded, "a")
+    tflite = TFLiteClassifier(convert(probs, "float32")).predict(x)
+    np.testing.assert_allclose(tflite, np.asarray(probs(x)), atol=1e-5)
