@@ -198,7 +198,8 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
 
 
 def _check_model_args(config):
-    """Build-free validation of encoders / D / weights: the model's own checks, on a tiny dry run."""
+    """The model's own argument checks (encoders, D, loss weights), run before the run
+    directory is created, so a bad option leaves nothing behind."""
     from discomkd_keras.model import _check_arguments
     _check_arguments(config["input_shapes"], len(config["class_names"]), config["encoders"] or None,
                      config["feature_dim"], config["loss_weights"], config["perp_mode"])

@@ -403,7 +403,8 @@ def test_best_classifiers(run_dir, data, config):
                       "test_weighted_f1": weighted_f1(y, pred, data.num_classes),
                       "best_epoch": best["epoch"], "valid_weighted_f1": best["f1"],
                       "test_samples": int(len(y)),
-                      "parameters": int(clf.count_params())}
+                      "parameters": int(clf.count_params()),
+                      "confusion_matrix": confusion_matrix(y, pred, data.num_classes).tolist()}
     write_atomic(run_dir / "results.json", json.dumps(results, indent=2))
     return results
 
@@ -428,13 +429,9 @@ def evaluate_run(run_dir, max_points=400):
     out.mkdir(exist_ok=True)
     results = test_best_classifiers(run_dir, data, config)
     for m in data.modalities:
-        clf = load_model_file(run_dir / "best" / f"{m}.keras")
-        x, y = data.split(m, "test")
-        pred = predict_logits(clf, x, config["batch_size"]).argmax(1)
-        counts = confusion_matrix(y, pred, data.num_classes)
-        results[m]["confusion_matrix"] = counts.tolist()
-        plot_confusion(counts, data.class_names, f"{m}: test confusion (best epoch "
-                       f"{results[m]['best_epoch']})", out / f"confusion_{m}.png")
+        plot_confusion(np.array(results[m]["confusion_matrix"]), data.class_names,
+                       f"{m}: test confusion (best epoch {results[m]['best_epoch']})",
+                       out / f"confusion_{m}.png")
     model = load_model_file(run_dir / state["checkpoint"])
     embeddings = {}
     rng = np.random.default_rng(0)
