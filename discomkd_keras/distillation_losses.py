@@ -1,0 +1,64 @@
+"""Logit-distillation losses of the teacher + student baselines (issue 6), as
+pure functions of batches of logits, in keras.ops.
+
+- KD   (Hinton et al., 2015): T^2 * KL(p_t^T || p_s^T).
+- DKD  (Zhao et al., CVPR 2022): KD split into target-class (TCKD) and
+       non-target-class (NCKD) parts, weighted alpha * TCKD + beta * NCKD.
+- MLKD (Jin et al., CVPR 2023): multi-level logit distillation, summed over
+       temperatures: instance level (KD), batch level (B x B prediction
+       similarity) and class level (K x K class correlation). The paper's
+       prediction augmentation with confidence masking is not included.
+All return a scalar averaged over the batch, in float32.
+"""
+
+from keras import ops
+
+MLKD_TEMPERATURES = (2.0, 3.0, 4.0, 5.0, 6.0)
+
+
+def _f32(x):
+    return ops.cast(x, "float32")
+
+
+def _kl_rows(p_teacher, log_p_student, eps=1e-12):
+    """Per-sample KL(p_teacher || p_student) from teacher probabilities and student log-probs."""
+    return ops.sum(p_teacher * (ops.log(ops.maximum(p_teacher, eps)) - log_p_student), axis=-1)
+
+
+def kd_loss(student_logits, teacher_logits, temperature=4.0):
+    t = float(temperature)
+    p_t = ops.softmax(_f32(teacher_logits) / t, axis=-1)
+    log_p_s = ops.log_softmax(_f32(student_logits) / t, axis=-1)
+    return ops.mean(_kl_rows(p_t, log_p_s)) * t * t
+
+
+def dkd_loss(student_logits, teacher_logits, labels, alpha=1.0, beta=8.0, temperature=4.0):
+    t = float(temperature)
+    s, te = _f32(student_logits), _f32(teacher_logits)
+    gt = ops.one_hot(ops.cast(labels, "int32"), ops.shape(s)[-1], dtype="float32")
+    p_s, p_t = ops.softmax(s / t, axis=-1), ops.softmax(te / t, axis=-1)
+    # Target-class KD: the binary distribution (p_gt, 1 - p_gt).
+    b_s = ops.stack([ops.sum(p_s * gt, -1), ops.sum(p_s * (1 - gt), -1)], axis=-1)
+    b_t = ops.stack([ops.sum(p_t * gt, -1), ops.sum(p_t * (1 - gt), -1)], axis=-1)
+    tckd = _kl_rows(b_t, ops.log(ops.maximum(b_s, 1e-12)))
+    # Non-target-class KD: the distribution over the other classes, target masked out.
+    mask = 1000.0 * gt
+    p_t_nt = ops.softmax(te / t - mask, axis=-1)
+    log_p_s_nt = ops.log_softmax(s / t - mask, axis=-1)
+    nckd = _kl_rows(p_t_nt, log_p_s_nt)
+    return ops.mean(alpha * tckd + beta * nckd) * t * t
+
+
+def mlkd_loss(student_logits, teacher_logits, temperatures=MLKD_TEMPERATURES):
+    s, te = _f32(student_logits), _f32(teacher_logits)
+    batch = ops.cast(ops.shape(s)[0], "float32")
+    classes = ops.cast(ops.shape(s)[-1], "float32")
+    total = 0.0
+    for t in temperatures:
+        t = float(t)
+        p_s, p_t = ops.softmax(s / t, axis=-1), ops.softmax(te / t, axis=-1)
+        instance = ops.mean(_kl_rows(p_t, ops.log_softmax(s / t, axis=-1))) * t * t
+        batch_level = ops.sum(ops.square(p_t @ ops.transpose(p_t) - p_s @ ops.transpose(p_s))) / batch
+        class_level = ops.sum(ops.square(ops.transpose(p_t) @ p_t - ops.transpose(p_s) @ p_s)) / classes
+        total = total + instance + batch_level + class_level
+    return total
