@@ -4,6 +4,9 @@ edge_demo's runner)."""
 
 import numpy as np
 
+# The device's own int8/uint8 conversions: the verifier does exactly what the demo does.
+from discomkd_keras.edge_demo.classify import dequantize, quantize
+
 
 def make_interpreter(model_path_or_bytes, num_threads=1, delegates=True):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -28,15 +31,6 @@ def op_names(model_bytes):
         if op["op_name"] not in names:
             names.append(op["op_name"])
     return names
-
-
-def quantize(x, scale, zero_point, dtype):
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
-
-
-def dequantize(q, scale, zero_point):
-    return (q.astype(np.float32) - zero_point) * np.float32(scale)
 
 
 class TFLiteClassifier:
