@@ -273,7 +273,7 @@ def export_command(run_dir, modality, quantization, io_type, out_dir, representa
     compares it with the Keras classifier; below --threshold nothing is written
     and the exit status is non-zero.
     """
-    from discomkd_keras.data import DataError
+    from discomkd_keras.data import DataError, load_data
     from discomkd_keras.export import ExportError, check_export, export_modality, format_report, read_run
     from discomkd_keras.training import RunError, latest_run
 
@@ -289,10 +289,12 @@ def export_command(run_dir, modality, quantization, io_type, out_dir, representa
         run_dir = run_dir or latest_run()
         config, _ = read_run(run_dir)
         modalities = config["modalities"] if modality == "all" else [modality]
+        data = load_data(config["data"]) if len(modalities) > 1 else None  # once, not per modality
         for m in modalities:
             card = export_modality(run_dir, m, quantization=quantization, out_dir=out_dir,
                                    io_type=io_type, representative_size=representative_size,
-                                   threshold=threshold, overwrite=overwrite, log=click.echo)
+                                   threshold=threshold, overwrite=overwrite, data=data,
+                                   log=click.echo)
             click.echo(format_report(m, card["verification"]))
             folder = (Path(out_dir) if out_dir else Path(run_dir) / "export") / m
             click.echo(f"Wrote {folder}/ ({card['file_size_bytes'] / 1024:.1f} KiB model). "
@@ -314,7 +316,7 @@ def bench_export_command(run_dir, modality, quantizations, runs, out_file):
     """Compare quantizations of a run's classifiers: file size and ratio to
     float32, test weighted F1, TFLite/Keras agreement, median 1- and 2-thread
     latency, parameters and MACs. Figures are printed (and optionally saved)."""
-    from discomkd_keras.data import DataError
+    from discomkd_keras.data import DataError, load_data
     from discomkd_keras.export import ExportError, read_run
     from discomkd_keras.export.benchmark import bench_export, format_table
     from discomkd_keras.training import RunError, latest_run, write_atomic
@@ -324,12 +326,14 @@ def bench_export_command(run_dir, modality, quantizations, runs, out_file):
         config, _ = read_run(run_dir)
         wanted = [q.strip() for q in quantizations.split(",") if q.strip()]
         modalities = config["modalities"] if modality == "all" else [modality]
-        tables = []
         for m in modalities:
             if m not in config["modalities"]:
                 raise ExportError(f"Unknown modality {m!r}; this run has: {', '.join(config['modalities'])}.")
+        data = load_data(config["data"])  # once, for every modality and quantization
+        tables = []
+        for m in modalities:
             click.echo(f"Benchmarking {m} ...")
-            rows = bench_export(run_dir, m, wanted, runs=runs, log=click.echo)
+            rows = bench_export(run_dir, m, wanted, runs=runs, data=data, log=click.echo)
             tables.append(format_table(m, rows, runs))
             click.echo(tables[-1] + "\n")
         if out_file:
