@@ -12,3 +12,5 @@ from discomkd_keras.encoders import ENCODER_FAMILIES, build_encoder  # noqa: E40
 from discomkd_keras.gradient_reversal import GRLScheduler, GradientReversal, dann_lambda  # noqa: E402
 from discomkd_keras.losses import LOSS_TERMS, loss_terms  # noqa: E402
 from discomkd_keras.model import DisCoMKD, FeatureSplit  # noqa: E402
+from discomkd_keras.students import DistilledStudents  # noqa: E402
+from discomkd_keras.teacher import MultimodalTeacher  # noqa: E402

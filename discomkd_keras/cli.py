@@ -77,6 +77,13 @@ def main():
               help="AV-MNIST with --av-split speaker: the held-out speaker.")
 @click.option("--pairing", type=click.Choice(["unpaired", "paired"]), default="unpaired",
               show_default=True, help="AV-MNIST: keep modalities unpaired, or pair by class.")
+@click.option("--method", type=click.Choice(["discomkd", "unimodal", "teacher", "kd", "dkd", "mlkd"]),
+              default="discomkd", show_default=True,
+              help="discomkd: this package's method. Baselines: unimodal (each modality's deployed "
+              "network trained alone, task loss only); teacher (a multi-modal teacher, paired data); "
+              "kd / dkd / mlkd (students distilled from --teacher).")
+@click.option("--teacher", "teacher_run", type=click.Path(path_type=Path), default=None,
+              help="For kd, dkd and mlkd: a run trained with --method teacher on the same data.")
 @click.option("--encoder", "encoders", multiple=True, metavar="[MOD=]FAMILY",
               help="Encoder family (resnet18, lenet, dscnn, mlp) for all image modalities, or "
               "MOD=FAMILY for one; repeatable. Vector modalities always default to mlp.")
@@ -115,9 +122,10 @@ def main():
               help="Threads preparing batches.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_per_class, fsdd_dir,
-          mnist_path, av_split, test_speaker, pairing, encoders, feature_dim, epochs, batch_size,
-          learning_rate, loss_weights, perp_mode, grl_schedule, grl_lambda, augment, seed, run_dir,
-          resume_dir, overwrite, strategy, precision, tensorboard, workers, quiet):
+          mnist_path, av_split, test_speaker, pairing, method, teacher_run, encoders, feature_dim,
+          epochs, batch_size, learning_rate, loss_weights, perp_mode, grl_schedule, grl_lambda,
+          augment, seed, run_dir, resume_dir, overwrite, strategy, precision, tensorboard, workers,
+          quiet):
     """Train DisCoM-KD: one run learns every modality's classifier.
 
     With no arguments: the built-in synthetic RGB-D set (6 shapes, RGB + depth,
@@ -128,6 +136,11 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
 
     Per modality, the classifier with the best validation weighted F1 is kept
     in RUN_DIR/best/<modality>.keras; test figures are printed at the end.
+
+    --method picks a baseline instead (the comparison of benchmarks/compare_methods.py):
+    unimodal twins, or a teacher (--method teacher) and then its students
+    (--method kd --teacher RUN_DIR). The students and twins are the exact
+    networks DisCoM-KD deploys, so their exports and edge demo are the same.
     """
     from discomkd_keras.data import DataError, load_data
     from discomkd_keras.training import (RunError, default_run_dir, prepare_run_dir,
@@ -175,6 +188,7 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
         if not encoders and preset["encoder"]:
             family = {m: preset["encoder"] for m in data.modalities if data.kinds[m] != "vector"}
         options = {
+            "method": method, "teacher_run": str(teacher_run) if teacher_run else None,
             "epochs": epochs or preset["epochs"], "batch_size": batch_size or preset["batch_size"],
             "learning_rate": learning_rate or preset["learning_rate"],
             "feature_dim": feature_dim or preset["feature_dim"], "encoders": family,
@@ -189,8 +203,8 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
         click.echo(f"Run directory: {run_dir}")
         described = [f"{m} {tuple(shape)} [{config['encoders'].get(m, 'default')}]"
                      for m, shape in config["input_shapes"].items()]
-        click.echo(f"Modalities: {', '.join(described)}; {len(config['class_names'])} classes; "
-                   f"{config['epochs']} epochs")
+        click.echo(f"Method {config['method']}; modalities: {', '.join(described)}; "
+                   f"{len(config['class_names'])} classes; {config['epochs']} epochs")
         results = train_run(config, run_dir, data=data, verbose=0 if quiet else 1)
         _summary(run_dir, results)
     except (DataError, RunError, ValueError) as err:
@@ -206,14 +220,18 @@ def _check_model_args(config):
 
 
 def _summary(run_dir, results):
-    click.echo("\nTest split, each modality's best-validation classifier:")
-    click.echo(f"  {'modality':<12}{'accuracy':>10}{'weighted F1':>13}{'best epoch':>12}{'params':>12}")
+    what = "the multi-modal teacher" if "teacher" in results else "each modality's classifier"
+    click.echo(f"\nTest split, {what} at its best validation epoch:")
+    click.echo(f"  {'model' if 'teacher' in results else 'modality':<12}{'accuracy':>10}{'weighted F1':>13}{'best epoch':>12}{'params':>12}")
     for m, r in results.items():
         click.echo(f"  {m:<12}{r['test_accuracy']:>10.4f}{r['test_weighted_f1']:>13.4f}"
                    f"{r['best_epoch']:>12}{r['parameters']:>12,}")
     click.echo(f"\nRun saved in {run_dir} (plots in {run_dir}/plots). Next:")
     click.echo(f"  discomkd-keras evaluate {run_dir}")
-    click.echo(f"  discomkd-keras export {run_dir} --modality {next(iter(results))}")
+    if "teacher" in results:
+        click.echo(f"  discomkd-keras train --method kd --teacher {run_dir} ...  (same data options)")
+    else:
+        click.echo(f"  discomkd-keras export {run_dir} --modality {next(iter(results))}")
 
 
 @main.command()
@@ -236,9 +254,10 @@ def evaluate(run_dir, max_points):
         results = evaluate_run(run_dir, max_points=max_points)
     except (DataError, RunError, ValueError) as err:
         _fail(str(err))
-    separation = results.pop("_modality_separation")
+    separation = results.pop("_modality_separation", None)
     _summary(run_dir, results)
-    click.echo("Modality separability (nearest-centroid accuracy; ~1/M = mixed, 1 = separated): "
+    if separation:
+        click.echo("Modality separability (nearest-centroid accuracy; ~1/M = mixed, 1 = separated): "
                + ", ".join(f"{k} {v:.2f}" for k, v in separation.items()))
     click.echo(f"Figures in {Path(run_dir) / 'evaluation'}")
 
@@ -260,11 +279,14 @@ def evaluate(run_dir, max_points):
 @click.option("--threshold", type=float, default=None,
               help="Minimum TFLite-vs-Keras argmax agreement on the test split "
               "(default 0.98 int8/dynamic, 0.995 float16, 0.999 float32).")
+@click.option("--per-tensor", is_flag=True,
+              help="int8/dynamic: one weight scale per tensor instead of per output channel: "
+              "smaller file (no 12-byte-per-channel parameters), usually a little less accurate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
 @click.option("--check", "check_dir", type=click.Path(path_type=Path), default=None,
               help="Re-run the verification of an existing export folder and exit.")
 def export_command(run_dir, modality, quantization, io_type, out_dir, representative_size,
-                   threshold, overwrite, check_dir):
+                   threshold, per_tensor, overwrite, check_dir):
     """Export a modality's best classifier as a standalone, quantized, verified
     TFLite model: OUT/<modality>/{<modality>.tflite, labels.txt, model_card.json}.
 
@@ -294,7 +316,7 @@ def export_command(run_dir, modality, quantization, io_type, out_dir, representa
             card = export_modality(run_dir, m, quantization=quantization, out_dir=out_dir,
                                    io_type=io_type, representative_size=representative_size,
                                    threshold=threshold, overwrite=overwrite, data=data,
-                                   log=click.echo)
+                                   per_tensor=per_tensor, log=click.echo)
             click.echo(format_report(m, card["verification"]))
             folder = (Path(out_dir) if out_dir else Path(run_dir) / "export") / m
             click.echo(f"Wrote {folder}/ ({card['file_size_bytes'] / 1024:.1f} KiB model). "
@@ -306,8 +328,9 @@ def export_command(run_dir, modality, quantization, io_type, out_dir, representa
 @main.command("bench-export")
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--modality", default="all", show_default=True, help="Modality, or 'all'.")
-@click.option("--quantize", "quantizations", default="float32,float16,dynamic,int8",
-              show_default=True, help="Comma-separated quantizations to compare.")
+@click.option("--quantize", "quantizations", default="float32,float16,dynamic,int8,int8-per-tensor",
+              show_default=True, help="Comma-separated quantizations to compare; '-per-tensor' "
+              "after int8 or dynamic means one weight scale per tensor (export --per-tensor).")
 @click.option("--runs", type=int, default=200, show_default=True,
               help="Timed batch-1 invocations per model and thread count.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,

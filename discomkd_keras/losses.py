@@ -78,5 +78,13 @@ def loss_terms(outputs, labels, modalities, perp_mode="abs"):
 
 
 def total_loss(terms, weights):
-    """L = sum of weight * term; a zero weight switches a term off (ablation)."""
-    return sum(float(weights[t]) * terms[t] for t in LOSS_TERMS)
+    """L = sum of weight * term; a zero weight switches a term off (ablation).
+
+    Zero-weight terms are left out of the sum rather than multiplied by 0, so
+    no gradient is computed through them: an ablation or a unimodal twin costs
+    what it should, and a NaN in a switched-off term cannot leak in as 0 * NaN.
+    """
+    used = [t for t in LOSS_TERMS if float(weights[t]) != 0.0]
+    if not used:
+        raise ValueError("Every loss weight is 0: nothing to train.")
+    return sum(float(weights[t]) * terms[t] for t in used)

@@ -18,6 +18,8 @@ from discomkd_keras.gradient_reversal import GradientReversal
 from discomkd_keras.losses import LOSS_TERMS, PERP_MODES, loss_terms, total_loss
 
 MODALITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+HEADS_OF_TERM = {"adv": ("adv_discriminator",), "mod": ("inf_discriminator", "irr_discriminator"),
+                 "aux": ("aux_classifier",)}
 OUTPUT_KEYS = ("z_inv", "z_inf", "z_irr", "logits", "aux_inv", "aux_inf",
                "adv", "mod_inf", "mod_irr")
 
@@ -99,6 +101,8 @@ def _check_arguments(input_shapes, num_classes, encoders, feature_dim,
         if not float(value) >= 0.0:
             raise ValueError(f"Loss weight {term}={value!r} must be a number >= 0.")
         weights[term] = float(value)
+    if not any(weights.values()):
+        raise ValueError("Every loss weight is 0: nothing to train.")
     if perp_mode not in PERP_MODES:
         raise ValueError(f"Unknown perp mode {perp_mode!r}; expected one of {PERP_MODES}.")
     return shapes, num_classes, encoders, weights
@@ -138,6 +142,9 @@ class DisCoMKD(keras.Model):
         perp_mode: `abs` (default), `cos` or `square`: how L_perp penalises
             the cosine.
         grl_lambda: the initial gradient-reversal lambda.
+        extra_outputs: for subclasses: a function of the {modality: Input}
+            dict returning more named outputs (not serialised; a subclass
+            rebuilds it from its own config).
 
     Inputs: {modality: batch}; the batches are independent (unpaired).
     Outputs: {modality: {key: tensor}} with keys `OUTPUT_KEYS`.
@@ -145,7 +152,8 @@ class DisCoMKD(keras.Model):
     """
 
     def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
-                 loss_weights=None, perp_mode="abs", grl_lambda=1.0, **kwargs):
+                 loss_weights=None, perp_mode="abs", grl_lambda=1.0, extra_outputs=None,
+                 **kwargs):
         shapes, num_classes, encoders, weights = _check_arguments(
             input_shapes, num_classes, encoders, feature_dim, loss_weights, perp_mode)
         modalities = list(shapes)
@@ -182,8 +190,21 @@ class DisCoMKD(keras.Model):
                 "mod_inf": inf_discriminator(z_inf),
                 "mod_irr": irr_discriminator(z_irr),
             }
+        if extra_outputs is not None:
+            extra = extra_outputs(inputs)
+            clash = sorted(set(extra) & set(outputs))
+            if clash:
+                raise ValueError(f"Output names {clash} clash with modality names.")
+            outputs.update(extra)
         kwargs.setdefault("name", "discomkd")
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # A head whose only loss term is switched off gets no gradient: freeze
+        # it, so the optimizer neither warns about it nor keeps state for it.
+        for term, names in HEADS_OF_TERM.items():
+            if weights[term] == 0.0:
+                for name in names:
+                    self.get_layer(name).trainable = False
 
         self.input_shapes = shapes
         self.modalities = modalities

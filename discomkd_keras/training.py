@@ -33,10 +33,15 @@ from discomkd_keras.gradient_reversal import GRLScheduler
 from discomkd_keras.losses import LOSS_TERMS
 from discomkd_keras.metrics import accuracy, confusion_matrix, weighted_f1
 from discomkd_keras.model import DisCoMKD
+from discomkd_keras.students import STUDENT_LOSS_WEIGHTS, DistilledStudents
+from discomkd_keras.teacher import MultimodalTeacher
 
+METHODS = ("discomkd", "unimodal", "teacher", "kd", "dkd", "mlkd")
 STRATEGIES = ("auto", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 TRAIN_DEFAULTS = {  # the paper's protocol
+    "method": "discomkd",
+    "teacher_run": None,
     "epochs": 300,
     "batch_size": 128,
     "learning_rate": 1e-4,
@@ -134,6 +139,7 @@ def resolve_config(data_spec, data, options):
     for m in list(config["encoders"]) + list(config["augment"]):
         if m not in data.modalities:
             raise DataError(f"Unknown modality {m!r}; the data has: {', '.join(data.modalities)}.")
+    _resolve_method(config, options, data_spec, data)
     config.update({
         "data": dict(data_spec, modalities=data.modalities),
         "dataset": data.name,
@@ -146,6 +152,73 @@ def resolve_config(data_spec, data, options):
         "versions": versions(),
     })
     return config
+
+
+def _resolve_method(config, options, data_spec, data):
+    """Check the method's needs and fix what it implies (its loss weights, its teacher)."""
+    method = config["method"]
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
+    if method != "discomkd":
+        if options.get("loss_weights"):
+            raise ValueError(f"--loss-weight applies to DisCoM-KD only; method {method!r} trains "
+                             "with the task loss (and its distillation term).")
+        config["loss_weights"] = dict(STUDENT_LOSS_WEIGHTS)  # task loss only
+    if method in ("teacher", "kd", "dkd", "mlkd") and not data.paired:
+        hint = " (AV-MNIST: --pairing paired)" if data.name.startswith("av-mnist") else ""
+        raise DataError(f"Method {method!r} needs paired data, every sample in every modality; "
+                        f"{data.name}'s modalities are unpaired{hint}.")
+    if method in ("kd", "dkd", "mlkd"):
+        if not config["teacher_run"]:
+            raise ValueError(f"Method {method!r} needs --teacher RUN_DIR, a run trained with "
+                             "--method teacher on the same data.")
+        teacher_dir = Path(config["teacher_run"])
+        if not (teacher_dir / "config.json").exists():
+            raise RunError(f"--teacher {teacher_dir} is not a run directory (no config.json).")
+        teacher = read_json(teacher_dir / "config.json")
+        if teacher.get("method") != "teacher":
+            raise RunError(f"--teacher {teacher_dir} is a {teacher.get('method', 'discomkd')!r} run, "
+                           "not a teacher (train one with --method teacher).")
+        if teacher["data"] != dict(data_spec, modalities=data.modalities) \
+                or teacher["class_names"] != list(data.class_names):
+            raise RunError(f"--teacher {teacher_dir} was trained on other data "
+                           f"({teacher['data']}); the students need a teacher of the same data.")
+        if not (teacher_dir / "best" / "teacher.keras").exists():
+            raise RunError(f"--teacher {teacher_dir} has no best/teacher.keras yet.")
+        config["teacher_run"] = str(teacher_dir.resolve())
+        config["teacher"] = {"encoders": teacher["encoders"], "feature_dim": teacher["feature_dim"]}
+    elif config["teacher_run"]:
+        raise ValueError(f"--teacher is for the kd, dkd and mlkd methods, not {method!r}.")
+
+
+def build_model(config):
+    """The training model a run's config describes, untrained."""
+    shapes, k = config["input_shapes"], len(config["class_names"])
+    encoders = config["encoders"] or None
+    method = config["method"]
+    if method == "teacher":
+        return MultimodalTeacher(shapes, k, encoders=encoders, feature_dim=config["feature_dim"])
+    if method in ("kd", "dkd", "mlkd"):
+        return DistilledStudents(shapes, k, method=method, encoders=encoders,
+                                 feature_dim=config["feature_dim"],
+                                 teacher_encoders=config["teacher"]["encoders"] or None,
+                                 teacher_feature_dim=config["teacher"]["feature_dim"])
+    return DisCoMKD(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
+                    loss_weights=config["loss_weights"], perp_mode=config["perp_mode"],
+                    grl_lambda=config["grl_lambda"])
+
+
+def deployed_names(config):
+    """What a run keeps a best classifier of: every modality, or the teacher."""
+    return ["teacher"] if config.get("method") == "teacher" else list(config["modalities"])
+
+
+def split_xy(data, name, split):
+    """(x, y) of a modality's split; for "teacher", all modalities' paired rows."""
+    if name == "teacher":
+        first = data.modalities[0]
+        return {m: data.split(m, split)[0] for m in data.modalities}, data.split(first, split)[1]
+    return data.split(name, split)
 
 
 def prepare_run_dir(run_dir, overwrite=False):
@@ -214,10 +287,12 @@ class _NullScope:
 def predict_logits(classifier, x, batch_size):
     """Logits for x; padded to whole batches so the compiled predict step sees
     one shape only (no retracing on the last, partial batch)."""
-    n = len(x)
+    def padded(a):
+        return np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a
+
+    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
     pad = -n % batch_size
-    if pad:
-        x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+    x = {m: padded(a) for m, a in x.items()} if isinstance(x, dict) else padded(x)
     out = classifier.predict(x, batch_size=batch_size, verbose=0)
     return np.asarray(out, dtype=np.float32)[:n]
 
@@ -234,7 +309,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.config = config
         self.state = state
         self.rows = history_rows
-        self.classifiers = classifiers
+        self.classifiers = classifiers  # {modality or "teacher": model}
         self.samples_per_epoch = steps * config["batch_size"] * len(data.modalities)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -244,14 +319,15 @@ class RunRecorder(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._start
         logs = dict(logs or {})
         row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
-               "samples_per_s": round(self.samples_per_epoch / seconds, 2),
-               "grl_lambda": float(keras.ops.convert_to_numpy(
-                   self.model.get_layer("gradient_reversal").grl_lambda))}
+               "samples_per_s": round(self.samples_per_epoch / seconds, 2)}
+        if isinstance(self.model, DisCoMKD):
+            row["grl_lambda"] = float(keras.ops.convert_to_numpy(
+                self.model.get_layer("gradient_reversal").grl_lambda))
         row.update({k: float(v) for k, v in logs.items()})
         best_dir = self.run_dir / "best"
         best_dir.mkdir(exist_ok=True)
-        for m in self.data.modalities:
-            x, y = self.data.split(m, "valid")
+        for m in self.classifiers:
+            x, y = split_xy(self.data, m, "valid")
             pred = predict_logits(self.classifiers[m], x, self.config["batch_size"]).argmax(1)
             f1 = weighted_f1(y, pred, self.data.num_classes)
             row[f"val_{m}_acc"] = accuracy(y, pred)
@@ -272,7 +348,7 @@ class RunRecorder(keras.callbacks.Callback):
         write_atomic(self.run_dir / "state.json", json.dumps(self.state, indent=2))
         if previous and previous != checkpoint:
             (self.run_dir / previous).unlink(missing_ok=True)
-        plot_history(self.rows, self.data.modalities, self.run_dir / "plots")
+        plot_history(self.rows, list(self.classifiers), self.run_dir / "plots")
 
 
 def rows_to_csv(rows):
@@ -309,11 +385,11 @@ def plot_history(rows, modalities, plot_dir):
     plot_dir.mkdir(exist_ok=True)
     epochs = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for term in ("loss",) + LOSS_TERMS:
+    for term in ("loss",) + LOSS_TERMS + ("distill",):
         if all(r.get(term) is not None for r in rows):
             ax.plot(epochs, [r[term] for r in rows], marker=".", label=term,
                     linewidth=2.5 if term == "loss" else 1.2)
-    ax.set(xlabel="epoch", ylabel="training loss (epoch mean)", title="DisCoM-KD loss terms")
+    ax.set(xlabel="epoch", ylabel="training loss (epoch mean)", title="Training loss terms")
     ax.legend(ncol=3, fontsize=8)
     ax.grid(alpha=0.3)
     _savefig_atomic(fig, plot_dir / "loss_terms.png")
@@ -322,10 +398,10 @@ def plot_history(rows, modalities, plot_dir):
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for m in modalities:
         ax.plot(epochs, [r[f"val_{m}_f1"] for r in rows], marker=".", label=f"{m} (valid F1)")
-        if all(r.get(f"{m}_acc") is not None for r in rows):
+        if rows and all(r.get(f"{m}_acc") is not None for r in rows):
             ax.plot(epochs, [r[f"{m}_acc"] for r in rows], linestyle=":", label=f"{m} (train acc)")
     ax.set(xlabel="epoch", ylabel="score", ylim=(0, 1.02),
-           title="Per-modality classifiers: validation weighted F1")
+           title="Validation weighted F1 of the kept classifiers")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     _savefig_atomic(fig, plot_dir / "valid_f1.png")
@@ -340,7 +416,7 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
     `prepare_run_dir`. With `resume`, both the config and the data spec are
     read back from `run_dir`.
     """
-    from discomkd_keras.data.unpaired_batches import UnpairedBatches
+    from discomkd_keras.data.unpaired_batches import PairedBatches, UnpairedBatches
 
     run_dir = Path(run_dir)
     if resume:
@@ -361,8 +437,10 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
     strategy = make_strategy(config["strategy"])
     if getattr(strategy, "num_replicas_in_sync", 1) > 1:
         print(f"Training on {strategy.num_replicas_in_sync} replicas")
-    batches = UnpairedBatches(data, batch_size=config["batch_size"], augment=config["augment"],
-                              seed=config["seed"], epoch=state["epoch"], workers=config["workers"])
+    paired = config.get("method") in ("teacher", "kd", "dkd", "mlkd")
+    batches = (PairedBatches if paired else UnpairedBatches)(
+        data, batch_size=config["batch_size"], augment=config["augment"], seed=config["seed"],
+        epoch=state["epoch"], workers=config["workers"])
     # Rows of epochs after the last checkpoint (a crash between the two writes) are dropped.
     rows = [r for r in read_history(run_dir / "history.csv") if r["epoch"] <= state["epoch"]]
 
@@ -370,19 +448,20 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
         if state["checkpoint"]:
             model = load_model_file(run_dir / state["checkpoint"])
         else:
-            model = DisCoMKD(config["input_shapes"], len(config["class_names"]),
-                             encoders=config["encoders"] or None,
-                             feature_dim=config["feature_dim"],
-                             loss_weights=config["loss_weights"], perp_mode=config["perp_mode"],
-                             grl_lambda=config["grl_lambda"])
+            model = build_model(config)
+            if isinstance(model, DistilledStudents):
+                model.load_teacher_weights(
+                    load_model_file(Path(config["teacher_run"]) / "best" / "teacher.keras"))
             model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
-        classifiers = {m: model.classifier(m) for m in data.modalities}
+        if isinstance(model, MultimodalTeacher):
+            classifiers = {"teacher": model}
+        else:
+            classifiers = {m: model.classifier(m) for m in data.modalities}
 
-    callbacks = [
-        GRLScheduler(config["grl_schedule"], config["grl_lambda"], epochs=config["epochs"],
-                     steps_per_epoch=len(batches)),
-        RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches)),
-    ]
+    callbacks = [RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches))]
+    if isinstance(model, DisCoMKD):
+        callbacks.insert(0, GRLScheduler(config["grl_schedule"], config["grl_lambda"],
+                                         epochs=config["epochs"], steps_per_epoch=len(batches)))
     if config["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     model.fit(batches, epochs=config["epochs"], initial_epoch=state["epoch"],
@@ -391,13 +470,13 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
 
 
 def test_best_classifiers(run_dir, data, config):
-    """Test accuracy and weighted F1 of every modality's best classifier -> results.json."""
+    """Test accuracy and weighted F1 of every kept best classifier -> results.json."""
     run_dir = Path(run_dir)
     results = {}
-    for m in data.modalities:
+    for m in deployed_names(config):
         best = read_json(run_dir / "best" / f"{m}.json")
         clf = load_model_file(run_dir / "best" / f"{m}.keras")
-        x, y = data.split(m, "test")
+        x, y = split_xy(data, m, "test")
         pred = predict_logits(clf, x, config["batch_size"]).argmax(1)
         results[m] = {"test_accuracy": accuracy(y, pred),
                       "test_weighted_f1": weighted_f1(y, pred, data.num_classes),
@@ -428,10 +507,13 @@ def evaluate_run(run_dir, max_points=400):
     out = run_dir / "evaluation"
     out.mkdir(exist_ok=True)
     results = test_best_classifiers(run_dir, data, config)
-    for m in data.modalities:
+    for m in results:
         plot_confusion(np.array(results[m]["confusion_matrix"]), data.class_names,
                        f"{m}: test confusion (best epoch {results[m]['best_epoch']})",
                        out / f"confusion_{m}.png")
+    if config.get("method") == "teacher":  # no z_inv / z_inf / z_irr to map
+        write_atomic(out / "results.json", json.dumps(results, indent=2))
+        return results
     model = load_model_file(run_dir / state["checkpoint"])
     embeddings = {}
     rng = np.random.default_rng(0)

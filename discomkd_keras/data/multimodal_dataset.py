@@ -49,6 +49,16 @@ class MultiModalDataset:
     def num_classes(self):
         return len(self.class_names)
 
+    @property
+    def paired(self):
+        """True when row i of every modality is the same sample: equal labels
+        and equal splits (what a multi-modal teacher needs)."""
+        first = self.modalities[0]
+        return all(
+            np.array_equal(self.labels[m], self.labels[first])
+            and all(np.array_equal(self.splits[m][s], self.splits[first][s]) for s in SPLITS)
+            for m in self.modalities[1:])
+
     def input_shape(self, modality):
         return tuple(self.inputs[modality].shape[1:])
 

@@ -1,4 +1,6 @@
-"""Unpaired training batches: one shuffled, augmented stream per modality.
+"""Training batches: unpaired (one shuffled, augmented stream per modality,
+DisCoM-KD's setting) or paired (`PairedBatches`, one stream of multi-modal
+rows, for a teacher and its students).
 
 Each step yields x = {modality: batch}, y = {modality: labels}; modality m's
 batch holds its own samples. An epoch is one pass over the largest modality's
@@ -77,9 +79,36 @@ class UnpairedBatches(keras.utils.PyDataset):
             rows = self.order[m][step * self.batch_size:(step + 1) * self.batch_size]
             x = self.x[m][rows]
             if self.augment[m] == "flip_rot90":
-                x = augment_images(x, np.random.default_rng([self.seed, self.epoch, step, i, 1]))
+                stream = self._augmentation_stream(i)
+                x = augment_images(x, np.random.default_rng([self.seed, self.epoch, step, stream, 1]))
             xs[m], ys[m] = np.ascontiguousarray(x), self.y[m][rows]
         return xs, ys
 
+    def _augmentation_stream(self, modality_index):
+        return modality_index  # independent flips per modality
+
     def on_epoch_end(self):
         self.set_epoch(self.epoch + 1)
+
+
+class PairedBatches(UnpairedBatches):
+    """Training batches whose row r holds every modality of ONE sample (for a
+    multi-modal teacher and its students). One sample order for all
+    modalities, and one augmentation draw per row, so images of the same
+    shape (RGB and depth) are flipped and rotated together."""
+
+    def __init__(self, data, *args, **kwargs):
+        if not data.paired:
+            raise ValueError(
+                f"{data.name}: the modalities are not paired (their labels or splits differ), "
+                "and a multi-modal teacher needs every sample in every modality"
+                + (" (AV-MNIST: use --pairing paired)." if data.name.startswith("av-mnist") else "."))
+        super().__init__(data, *args, **kwargs)
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        first = self.modalities[0]
+        self.order = {m: self.order[first] for m in self.modalities}
+
+    def _augmentation_stream(self, modality_index):
+        return 0  # one draw per row, shared by every modality

@@ -1,0 +1,100 @@
+"""Single-modality students distilled from a frozen multi-modal teacher (the
+classic paradigm DisCoM-KD's paper argues against; issue 6's baselines).
+
+Each student is exactly the network DisCoM-KD deploys for its modality (two
+encoders, the z_inv projection, the head on [z_inv, z_inf]), so the
+comparison is like for like: the students are a `DisCoMKD` whose DisCoM-KD
+terms are switched off (adv = mod = aux = perp = 0; its branches then share
+nothing) plus a distillation term towards the teacher's logits. The teacher
+runs inside the training graph, frozen (BatchNorm in inference mode), on the
+very batch the students see, augmentation included: every row of a batch
+must hold all modalities of one sample (`PairedBatches`).
+"""
+
+import keras
+
+from discomkd_keras.distillation_losses import dkd_loss, kd_loss, mlkd_loss
+from discomkd_keras.losses import LOSS_TERMS
+from discomkd_keras.model import DisCoMKD, _scale_for_replicas
+from discomkd_keras.teacher import MultimodalTeacher
+
+DISTILLATION_METHODS = ("kd", "dkd", "mlkd")
+STUDENT_LOSS_WEIGHTS = {t: (1.0 if t == "cl" else 0.0) for t in LOSS_TERMS}
+
+
+def distillation_loss(method, student_logits, teacher_logits, labels):
+    """The method's logit-distillation term with the settings of its paper
+    (KD: T = 4; DKD: alpha 1, beta 8, T = 4; MLKD: temperatures 2..6)."""
+    if method == "kd":
+        return kd_loss(student_logits, teacher_logits, temperature=4.0)
+    if method == "dkd":
+        return dkd_loss(student_logits, teacher_logits, labels, alpha=1.0, beta=8.0, temperature=4.0)
+    if method == "mlkd":
+        return mlkd_loss(student_logits, teacher_logits)
+    raise ValueError(f"Unknown distillation method {method!r}; expected one of {DISTILLATION_METHODS}.")
+
+
+@keras.saving.register_keras_serializable(package="discomkd_keras")
+class DistilledStudents(DisCoMKD):
+    """One student per modality, all trained at once against one frozen teacher.
+
+    Args:
+        input_shapes, num_classes, encoders, feature_dim: the students, as for
+            `DisCoMKD`.
+        method: "kd", "dkd" or "mlkd".
+        teacher_encoders, teacher_feature_dim: the teacher's architecture
+            (`MultimodalTeacher`); its weights come from `load_teacher_weights`
+            or, for a saved model, from the file.
+        distill_weight: L = L_cl + distill_weight * mean over modalities of
+            the distillation term.
+
+    Inputs: {modality: batch}, rows paired across modalities.
+    `classifier(m)` gives the deployable student of modality m.
+    """
+
+    def __init__(self, input_shapes, num_classes, method="kd", encoders=None, feature_dim=512,
+                 teacher_encoders=None, teacher_feature_dim=512, distill_weight=1.0, **kwargs):
+        if method not in DISTILLATION_METHODS:
+            raise ValueError(f"Unknown distillation method {method!r}; "
+                             f"expected one of {DISTILLATION_METHODS}.")
+        if not float(distill_weight) >= 0.0:
+            raise ValueError(f"distill_weight must be >= 0; got {distill_weight!r}.")
+        for key in ("loss_weights", "perp_mode", "grl_lambda"):
+            kwargs.pop(key, None)  # fixed for students (a saved config may carry them)
+        teacher = MultimodalTeacher(input_shapes, num_classes, encoders=teacher_encoders,
+                                    feature_dim=teacher_feature_dim, name="teacher")
+        teacher.trainable = False  # also puts its BatchNorm layers in inference mode
+        super().__init__(input_shapes, num_classes, encoders=encoders, feature_dim=feature_dim,
+                         loss_weights=STUDENT_LOSS_WEIGHTS,
+                         extra_outputs=lambda inputs: {"teacher": teacher(inputs)}, **kwargs)
+        self.teacher = teacher
+        self.method = method
+        self.distill_weight = float(distill_weight)
+        self.distill_tracker = keras.metrics.Mean(name="distill")
+
+    def load_teacher_weights(self, trained_teacher):
+        """Copy a trained `MultimodalTeacher`'s weights into the frozen teacher."""
+        if trained_teacher.get_config() | {"name": "teacher", "trainable": False} != \
+                self.teacher.get_config() | {"trainable": False}:
+            raise ValueError("The trained teacher's architecture differs from this model's teacher.")
+        self.teacher.set_weights(trained_teacher.get_weights())
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        teacher_logits = keras.ops.stop_gradient(y_pred["teacher"])
+        distill = sum(distillation_loss(self.method, y_pred[m]["logits"], teacher_logits, y[m])
+                      for m in self.modalities) / len(self.modalities)
+        self.distill_tracker.update_state(distill)
+        return loss + _scale_for_replicas(self.distill_weight * distill)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("loss_weights", "perp_mode", "grl_lambda"):
+            config.pop(key)
+        config.update({
+            "method": self.method,
+            "teacher_encoders": dict(self.teacher.encoders),
+            "teacher_feature_dim": self.teacher.feature_dim,
+            "distill_weight": self.distill_weight,
+        })
+        return config

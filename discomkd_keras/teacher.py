@@ -1,0 +1,81 @@
+"""The multi-modal teacher of the classic teacher + student baselines (issue 6).
+
+One encoder per modality, the D-dimensional embeddings summed, one linear
+head: the teacher DisCoM-KD's paper compares against. It needs paired data
+(every row holds all modalities of one sample) and cannot be deployed on a
+single-modality device; its only use is to be distilled into students
+(`students.DistilledStudents`).
+"""
+
+import keras
+from keras import layers
+
+from discomkd_keras.encoders import build_encoder
+
+
+@keras.saving.register_keras_serializable(package="discomkd_keras")
+class MultimodalTeacher(keras.Model):
+    """{modality: batch} of PAIRED rows -> class logits.
+
+    Args:
+        input_shapes: {modality: shape}, as for `DisCoMKD`.
+        num_classes: K.
+        encoders: a family name for all modalities or {modality: family}
+            (default resnet18 for images, mlp for vectors).
+        feature_dim: D of every encoder's embedding.
+
+    Train with `fit(x={m: x_m}, y={m: labels})`; the labels of a paired row
+    are the same in every modality, so the first modality's are used.
+    """
+
+    def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512, **kwargs):
+        from discomkd_keras.model import _check_arguments
+
+        shapes, num_classes, encoders, _ = _check_arguments(
+            input_shapes, num_classes, encoders, feature_dim, None, "abs")
+        inputs = {m: keras.Input(shape=shapes[m], name=m) for m in shapes}
+        embeddings = [build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_teacher_encoder")(x)
+                      for m, x in inputs.items()]
+        joint = layers.Add(name="teacher_sum")(embeddings)
+        logits = layers.Dense(num_classes, name="teacher_classifier")(joint)
+        kwargs.setdefault("name", "teacher")
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+        self.input_shapes = shapes
+        self.modalities = list(shapes)
+        self.num_classes = num_classes
+        self.encoders = encoders
+        self.feature_dim = feature_dim
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="teacher_acc")
+
+    def _labels(self, y):
+        return y[self.modalities[0]] if isinstance(y, dict) else y
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        from discomkd_keras.losses import cross_entropy
+        from discomkd_keras.model import _scale_for_replicas
+
+        if y is None:
+            raise ValueError("The teacher needs labels: y = {modality: class labels}.")
+        loss = keras.ops.mean(cross_entropy(self._labels(y), y_pred))
+        for extra in self.losses:
+            loss = loss + keras.ops.cast(keras.ops.sum(extra), "float32")
+        return _scale_for_replicas(loss)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.accuracy_tracker.update_state(self._labels(y), y_pred)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
+            "num_classes": self.num_classes,
+            "encoders": dict(self.encoders),
+            "feature_dim": self.feature_dim,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

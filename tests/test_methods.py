@@ -1,0 +1,233 @@
+"""The baselines of issue 6: unimodal twins, the multi-modal teacher and its
+KD / DKD / MLKD students (model behaviour, batches, and the CLI)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from keras import ops
+
+from discomkd_keras.cli import main
+from discomkd_keras.data.multimodal_dataset import MultiModalDataset
+from discomkd_keras.data.unpaired_batches import PairedBatches
+from discomkd_keras.model import DisCoMKD
+from discomkd_keras.students import STUDENT_LOSS_WEIGHTS, DistilledStudents
+from discomkd_keras.teacher import MultimodalTeacher
+from helpers import write_released
+
+pytestmark = pytest.mark.portable
+
+SHAPES = {"img": (8, 8, 2), "vec": (5,)}
+ARCH = dict(encoders={"img": "lenet"}, feature_dim=8)
+
+
+def batch(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = {m: rng.normal(size=(n,) + s).astype("float32") for m, s in SHAPES.items()}
+    labels = np.arange(n) % 3
+    return x, {m: labels for m in SHAPES}
+
+
+def students(method="kd"):
+    return DistilledStudents(SHAPES, 3, method=method, teacher_encoders={"img": "dscnn"},
+                             teacher_feature_dim=6, **ARCH)
+
+
+def log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_student_loss_is_task_loss_plus_mean_kd_by_hand():
+    model = students("kd")
+    x, y = batch()
+    out = model(x, training=False)
+    loss = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+    teacher = ops.convert_to_numpy(out["teacher"])
+    np.testing.assert_allclose(teacher, ops.convert_to_numpy(model.teacher(x, training=False)),
+                               rtol=1e-5, atol=1e-6)
+    ce, kd = [], []
+    p_t = np.exp(log_softmax(teacher / 4))
+    for m in SHAPES:
+        s = ops.convert_to_numpy(out[m]["logits"]).astype(np.float64)
+        ce.append(-log_softmax(s)[np.arange(6), y[m]])
+        kd.append(16 * np.mean(np.sum(p_t * (np.log(p_t) - log_softmax(s / 4)), -1)))
+    # L = L_cl (mean over every sample of both modalities) + mean over modalities of KD.
+    assert loss == pytest.approx(np.mean(np.concatenate(ce)) + np.mean(kd), rel=1e-4)
+
+
+def test_teacher_stays_frozen_while_students_learn():
+    model = students("dkd")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    teacher_before = [w.copy() for w in model.teacher.get_weights()]  # BN statistics included
+    head_before = ops.convert_to_numpy(model.get_layer("img_classifier").kernel).copy()
+    x, y = batch()
+    for _ in range(3):
+        logs = model.train_on_batch(x, y, return_dict=True)
+    assert "distill" in logs and logs["distill"] > 0
+    for a, b in zip(teacher_before, model.teacher.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(head_before, ops.convert_to_numpy(model.get_layer("img_classifier").kernel))
+    assert not {id(w) for w in model.trainable_weights} & {id(w) for w in model.teacher.weights}
+
+
+def test_unimodal_twins_share_nothing():
+    """With adv/mod/aux/perp off, a modality's branch learns the same whatever
+    the other modality's batches hold, and the shared heads stay untouched."""
+    finals = []
+    for other_seed in (1, 2):
+        keras.utils.set_random_seed(7)
+        model = DisCoMKD(SHAPES, 3, loss_weights=STUDENT_LOSS_WEIGHTS, **ARCH)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        heads = {n: [w.copy() for w in model.get_layer(n).get_weights()]
+                 for n in ("aux_classifier", "adv_discriminator", "inf_discriminator")}
+        x, y = batch(seed=0)
+        x["img"] = np.random.default_rng(other_seed).normal(size=x["img"].shape).astype("float32")
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        for n, weights in heads.items():
+            for a, b in zip(weights, model.get_layer(n).get_weights()):
+                np.testing.assert_array_equal(a, b)
+        finals.append(model.classifier("vec").get_weights())
+    for a, b in zip(*finals):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_teacher_and_students_round_trip_in_safe_mode(tmp_path):
+    x, _ = batch()
+    teacher = MultimodalTeacher(SHAPES, 3, **ARCH)
+    model = students("mlkd")
+    model.load_teacher_weights(MultimodalTeacher(SHAPES, 3, encoders={"img": "dscnn"}, feature_dim=6))
+    for name, m in (("t", teacher), ("s", model)):
+        m.save(tmp_path / f"{name}.keras")
+        loaded = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True)
+        assert type(loaded) is type(m) and loaded.get_config() == m.get_config()
+        a, b = m(x, training=False), loaded(x, training=False)
+        a = a["teacher"] if name == "s" else a
+        b = b["teacher"] if name == "s" else b
+        np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
+    with pytest.raises(ValueError, match="architecture differs"):
+        model.load_teacher_weights(teacher)
+
+
+def paired_images(n=24):
+    """RGB and depth views of the same rows: depth equals RGB's first channel."""
+    rng = np.random.default_rng(0)
+    rgb = rng.normal(size=(n, 4, 4, 3)).astype("float32")
+    labels = np.arange(n) % 2
+    splits = {"train": np.arange(16), "valid": np.arange(16, 20), "test": np.arange(20, 24)}
+    return MultiModalDataset(
+        name="p", inputs={"rgb": rgb, "depth": rgb[..., :1].copy()}, labels={"rgb": labels, "depth": labels},
+        splits={"rgb": splits, "depth": splits}, class_names=["a", "b"],
+        kinds={"rgb": "image", "depth": "image"}).validate()
+
+
+def test_paired_batches_keep_rows_and_augmentation_together():
+    data = paired_images()
+    assert data.paired
+    batches = PairedBatches(data, batch_size=4, seed=3)
+    seen = []
+    for step in range(len(batches)):
+        x, y = batches[step]
+        np.testing.assert_array_equal(y["rgb"], y["depth"])
+        np.testing.assert_array_equal(x["rgb"][..., :1], x["depth"])  # same row, same flips
+        seen += [int(np.flatnonzero((data.inputs["rgb"] == r).all(axis=(1, 2, 3)))[0])
+                 if (data.inputs["rgb"] == r).all(axis=(1, 2, 3)).any() else -1 for r in x["rgb"]]
+    assert any(r == -1 for r in seen), "flip_rot90 never changed a sample"
+
+    unpaired = paired_images()
+    unpaired.labels["depth"] = unpaired.labels["depth"][::-1].copy()
+    assert not unpaired.paired
+    with pytest.raises(ValueError, match="not paired"):
+        PairedBatches(unpaired, batch_size=4)
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+TINY = ["--encoder", "rgb=lenet", "--feature-dim", "8", "--batch-size", "16", "--lr", "3e-3",
+        "--quiet", "--epochs", "2"]
+
+
+def test_every_method_trains_through_the_cli(tmp_path):
+    d = write_released(tmp_path / "data")
+    teacher = tmp_path / "teacher"
+    result = run_cli("train", "--data-dir", d, "--method", "teacher", "--run-dir", teacher, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "--method kd --teacher" in result.output
+    t_results = json.loads((teacher / "results.json").read_text())
+    assert list(t_results) == ["teacher"] and t_results["teacher"]["test_weighted_f1"] > 0.5
+    assert (teacher / "best" / "teacher.keras").exists()
+    trained = keras.saving.load_model(teacher / "best" / "teacher.keras", safe_mode=True)
+
+    for method in ("unimodal", "kd", "dkd", "mlkd"):
+        run = tmp_path / method
+        extra = ["--teacher", teacher] if method != "unimodal" else []
+        result = run_cli("train", "--data-dir", d, "--method", method, "--run-dir", run, *extra, *TINY)
+        assert result.exit_code == 0, (method, result.output)
+        config = json.loads((run / "config.json").read_text())
+        assert config["method"] == method
+        assert config["loss_weights"] == STUDENT_LOSS_WEIGHTS
+        results = json.loads((run / "results.json").read_text())
+        assert set(results) == {"rgb", "vec"}
+        # The deployed student is exactly DisCoM-KD's branch: same parameter count.
+        assert results["rgb"]["parameters"] == DisCoMKD(
+            {"rgb": (8, 8, 3), "vec": (5,)}, 3, **dict(ARCH, encoders={"rgb": "lenet"})
+        ).classifier("rgb").count_params()
+        if method != "unimodal":
+            assert config["teacher_run"] == str(teacher.resolve())
+            state = json.loads((run / "state.json").read_text())
+            model = keras.saving.load_model(run / state["checkpoint"], safe_mode=True)
+            for a, b in zip(trained.get_weights(), model.teacher.get_weights()):
+                np.testing.assert_array_equal(a, b)  # the students' teacher: copied, then frozen
+            header = (run / "history.csv").read_text().splitlines()[0]
+            assert "distill" in header.split(",")
+
+    result = run_cli("export", teacher, "--modality", "rgb")
+    assert result.exit_code == 2 and "teacher run" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "kd"], "needs --teacher RUN_DIR"),
+    (["--method", "kd", "--teacher", "{missing}"], "is not a run directory"),
+    (["--method", "unimodal", "--loss-weight", "adv=0"], "applies to DisCoM-KD only"),
+    (["--method", "unimodal", "--teacher", "{d}"], "--teacher is for the kd, dkd and mlkd"),
+])
+def test_bad_method_input(tmp_path, args, message):
+    d = write_released(tmp_path / "data")
+    run = tmp_path / "run"
+    args = [a.format(d=d, missing=tmp_path / "missing") for a in args]
+    result = run_cli("train", "--data-dir", d, *args, "--run-dir", run, "--epochs", 1, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not run.exists()
+
+
+def test_students_refuse_a_teacher_of_other_data_or_a_non_teacher(tmp_path):
+    d = write_released(tmp_path / "data")
+    other = write_released(tmp_path / "other", seed=1)
+    teacher = tmp_path / "teacher"
+    assert run_cli("train", "--data-dir", other, "--method", "teacher", "--run-dir", teacher,
+                   *TINY[:-1], "1").exit_code == 0
+    result = run_cli("train", "--data-dir", d, "--method", "kd", "--teacher", teacher,
+                     "--run-dir", tmp_path / "s", *TINY)
+    assert result.exit_code == 2 and "trained on other data" in result.output
+    plain = tmp_path / "plain"
+    assert run_cli("train", "--data-dir", d, "--run-dir", plain, *TINY[:-1], "1").exit_code == 0
+    result = run_cli("train", "--data-dir", d, "--method", "kd", "--teacher", plain,
+                     "--run-dir", tmp_path / "s", *TINY)
+    assert result.exit_code == 2 and "not a teacher" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_teacher_needs_paired_data(tmp_path):
+    from discomkd_keras.data import DataError
+    from discomkd_keras.training import resolve_config
+
+    data = paired_images()
+    data.splits["depth"] = {"train": np.arange(12), "valid": np.arange(12, 18), "test": np.arange(18, 24)}
+    with pytest.raises(DataError, match="needs paired data"):
+        resolve_config({"source": "x"}, data, {"method": "teacher"})
