@@ -1,0 +1,119 @@
+"""DisCoM-KD against its baselines and ablations, several seeds, one command.
+
+    python benchmarks/compare_methods.py --data av-mnist
+    python benchmarks/compare_methods.py --data synthetic-rgbd
+
+Trains, per seed: the unimodal twins, DisCoM-KD, DisCoM-KD without each of
+L_adv / L_mod / L_aux / L_perp, a multi-modal teacher and its KD / DKD / MLKD
+students; then writes benchmarks/results/<data>.{json,md,png}. The defaults
+are sized for a 2-core CPU (see each data set's PRESET below and the table
+header); --paper switches to the paper's protocol (ResNet-18, D = 512,
+300 epochs, batch 128, lr 1e-4, 5 seeds) for a GPU. Runs land in
+benchmarks/runs/<data>/ (not committed); rerunning with the same settings
+reuses finished runs, so an interrupted comparison picks up where it stopped.
+"""
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+HERE = Path(__file__).resolve().parent
+
+# Both data sets paired (the teacher needs every sample in every modality), the
+# data fixed across seeds; small encoders and few epochs so that all 30 runs of
+# a data set finish on 2 CPU cores in well under an hour.
+PRESETS = {
+    "synthetic-rgbd": {
+        "data": {"source": "synthetic-rgbd", "n_per_class": 300, "size": 32, "seed": 0},
+        "options": {"encoders": "dscnn", "feature_dim": 64, "epochs": 10, "batch_size": 32,
+                    "learning_rate": 1e-3, "augment": "none"},
+    },
+    "av-mnist": {
+        "data": {"source": "av-mnist", "fsdd_dir": None, "mnist_path": None, "split": "official",
+                 "pairing": "paired", "seed": 0},
+        "options": {"encoders": "lenet", "feature_dim": 128, "epochs": 6, "batch_size": 64,
+                    "learning_rate": 1e-3, "augment": None},
+    },
+}
+PAPER = {"encoders": "resnet18", "feature_dim": 512, "epochs": 300, "batch_size": 128,
+         "learning_rate": 1e-4}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data", "dataset", type=click.Choice(sorted(PRESETS)), required=True,
+              help="Data set (AV-MNIST is read from ../shared/data, paired by class).")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per method.")
+@click.option("--methods", default=None,
+              help="Comma-separated subset of: unimodal, discomkd, 'discomkd -L_adv' (and -L_mod, "
+              "-L_aux, -L_perp), teacher, kd, dkd, mlkd. Default: all.")
+@click.option("--paper", is_flag=True, help="The paper's protocol: resnet18, D=512, 300 epochs, "
+              "batch 128, lr 1e-4, 5 seeds (a GPU job).")
+@click.option("--epochs", type=int, default=None, help="Override the preset's epochs.")
+@click.option("--encoder", default=None, help="Override the preset's encoder family.")
+@click.option("--feature-dim", type=int, default=None, help="Override the preset's D.")
+@click.option("--batch-size", type=int, default=None, help="Override the preset's batch size.")
+@click.option("--lr", "learning_rate", type=float, default=None, help="Override the preset's lr.")
+@click.option("--fsdd-dir", type=click.Path(path_type=Path), default=None, help="AV-MNIST audio.")
+@click.option("--mnist", "mnist_path", type=click.Path(path_type=Path), default=None,
+              help="AV-MNIST images (mnist-10k.npz).")
+@click.option("--mixed-precision", "precision", type=click.Choice(
+              ["float32", "mixed_float16", "mixed_bfloat16"]), default="float32", show_default=True)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the runs go (default benchmarks/runs/<data>).")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=HERE / "results",
+              show_default=True, help="Where <data>.json/.md/.png go.")
+@click.option("--verbose", is_flag=True, help="Keras progress bars for every run.")
+def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_size, learning_rate,
+         fsdd_dir, mnist_path, precision, work_dir, out_dir, verbose):
+    """Compare DisCoM-KD with unimodal twins, teacher + KD/DKD/MLKD students
+    and its own ablations; write a Markdown table and a PNG."""
+    from discomkd_keras.comparison import METHOD_LABELS, make_raw, run_comparison, write_report
+    from discomkd_keras.data import DataError
+    from discomkd_keras.training import RunError
+
+    preset = PRESETS[dataset]
+    data_spec = dict(preset["data"])
+    if dataset == "av-mnist":
+        data_spec.update(fsdd_dir=str(fsdd_dir.resolve()) if fsdd_dir else None,
+                         mnist_path=str(mnist_path.resolve()) if mnist_path else None)
+    base = dict(preset["options"], **(PAPER if paper else {}))
+    if paper and seeds == 3:
+        seeds = 5
+    for key, value in (("epochs", epochs), ("encoders", encoder), ("feature_dim", feature_dim),
+                       ("batch_size", batch_size), ("learning_rate", learning_rate)):
+        if value is not None:
+            base[key] = value
+    from discomkd_keras.data import load_data
+    try:
+        data = load_data(data_spec)
+    except DataError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    options = {
+        "epochs": base["epochs"], "batch_size": base["batch_size"],
+        "learning_rate": base["learning_rate"], "feature_dim": base["feature_dim"],
+        "encoders": {m: base["encoders"] for m in data.modalities if data.kinds[m] != "vector"},
+        "augment": {m: base["augment"] for m in data.modalities} if base.get("augment") else {},
+        "precision": precision,
+    }
+    wanted = [m.strip() for m in methods.split(",")] if methods else list(METHOD_LABELS)
+    command = "python " + " ".join(shlex.quote(a) for a in
+                                   [str(Path(sys.argv[0]).as_posix())] + sys.argv[1:])
+    click.echo(f"{dataset}: {len(wanted)} methods x {seeds} seeds; options {options}")
+    try:
+        records = run_comparison(data_spec, options, range(seeds),
+                                 work_dir or HERE / "runs" / dataset, methods=wanted,
+                                 log=click.echo, verbose=1 if verbose else 0)
+        raw = make_raw(dataset, data_spec, options, range(seeds), records, command)
+        paths = write_report(raw, out_dir)
+    except (DataError, RunError, ValueError) as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    click.echo("Wrote " + ", ".join(str(p) for p in paths))
+    click.echo(paths[1].read_text())
+
+
+if __name__ == "__main__":
+    main()

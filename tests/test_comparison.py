@@ -1,0 +1,94 @@
+"""The method comparison behind benchmarks/compare_methods.py: the report
+written from a results file, and the runner's reuse of finished runs."""
+
+import json
+
+import pytest
+
+from discomkd_keras.comparison import run_comparison, summarise, write_report
+from helpers import write_released
+
+pytestmark = pytest.mark.portable
+
+
+def fake_run(method, seed, f1, acc=None, seconds=10.0, params=(100, 200)):
+    names = ["teacher"] if method == "teacher" else ["a", "b"]
+    f1 = f1 if isinstance(f1, (list, tuple)) else [f1]
+    return {"method": method, "seed": seed, "run_dir": f"runs/{method}/{seed}", "epochs": 4,
+            "seconds_per_epoch": seconds, "samples_per_s": 1000.0 / seconds, "train_seconds": 4 * seconds,
+            "results": {n: {"test_weighted_f1": f, "test_accuracy": (acc or f) + 0.01,
+                            "parameters": p, "best_epoch": 3}
+                        for n, f, p in zip(names, f1, params)}}
+
+
+def fake_raw():
+    runs = [
+        fake_run("unimodal", 0, [0.40, 0.90], seconds=10.0),
+        fake_run("unimodal", 1, [0.60, 0.80], seconds=12.0),
+        fake_run("discomkd", 0, [0.50, 0.90], seconds=11.0),
+        fake_run("discomkd", 1, [0.66, 0.78], seconds=13.0),
+        fake_run("teacher", 0, 0.95, seconds=5.0, params=(300,)),
+        fake_run("teacher", 1, 0.97, seconds=7.0, params=(300,)),
+        fake_run("kd", 0, [0.45, 0.85], seconds=14.0),
+        fake_run("kd", 1, [0.55, 0.75], seconds=14.0),
+    ]
+    return {"dataset": "fake-set", "date": "2026-11-26", "command": "python benchmarks/compare_methods.py --data x",
+            "data": {"source": "x"}, "options": {"encoders": {"a": "lenet"}, "feature_dim": 8, "epochs": 4,
+                                                 "batch_size": 16, "learning_rate": 0.001},
+            "seeds": [0, 1], "machine": {"cpus": 2, "platform": "test", "keras": "3", "backend": "tf"},
+            "runs": runs}
+
+
+def test_summary_statistics_by_hand():
+    s = summarise(fake_raw())
+    uni = s["methods"]["unimodal"]
+    assert uni["f1"]["a"] == pytest.approx((50.0, 14.1421356), rel=1e-6)  # std with ddof = 1
+    assert uni["accuracy"]["b"] == pytest.approx((86.0, 7.0710678), rel=1e-6)
+    assert uni["seconds_per_epoch"] == 11.0 and uni["parameters"] == {"a": 100, "b": 200}
+    # Gains are per-seed differences: a: +10, +6 -> 8 +- 2.83; b: 0, -2 -> -1 +- 1.41.
+    assert s["gain"]["a"] == pytest.approx((8.0, 2.8284271), rel=1e-6)
+    assert s["gain"]["b"] == pytest.approx((-1.0, 1.4142136), rel=1e-6)
+    assert s["weak"] == "a"
+    assert s["gain_target_met"]  # a: +8 >= 3; b: -1 is not worse than -1
+    assert s["cost_ratio"] == pytest.approx(12.0 / 11.0)
+
+
+def test_gain_target_missed_when_the_strong_modality_drops():
+    raw = fake_raw()
+    raw["runs"][3]["results"]["b"]["test_weighted_f1"] = 0.70  # b: 0, -10 -> -5
+    s = summarise(raw)
+    assert s["gain"]["b"][0] == pytest.approx(-5.0) and not s["gain_target_met"]
+
+
+def test_report_files_from_a_results_file(tmp_path):
+    raw = fake_raw()
+    json_path, md_path, png_path = write_report(raw, tmp_path)
+    assert json.loads(json_path.read_text()) == raw
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = md_path.read_text()
+    assert "| unimodal | 50.0 ± 14.1 | 51.0 ± 14.1 | 85.0 ± 7.1 | 86.0 ± 7.1 | 11.0 | 92 | 100 / 200 |" in md
+    assert "| kd | 50.0 ± 7.1 |" in md
+    assert "| a (weaker) | 50.0 ± 14.1 | 58.0 ± 11.3 | 8.0 ± 2.8 |" in md
+    assert "**met**" in md and "1.09x" in md
+    assert "F1 96.0 ± 1.4" in md  # the teacher, reported apart from the deployable classifiers
+    assert "Teacher + kd students: 20.0 s / epoch, 1.67x DisCoM-KD." in md
+    assert raw["command"] in md and "fake-set.png" in md
+    with pytest.raises(ValueError, match="No runs"):
+        write_report(dict(raw, runs=[]), tmp_path)
+
+
+def test_runner_trains_then_reuses_finished_runs(tmp_path):
+    d = write_released(tmp_path / "data")
+    spec = {"source": "released", "directory": str(d), "split_seed": None}
+    options = {"epochs": 1, "batch_size": 16, "learning_rate": 3e-3, "feature_dim": 8,
+               "encoders": {"rgb": "lenet"}}
+    logs = []
+    first = run_comparison(spec, options, [0], tmp_path / "work", methods=["unimodal"], log=logs.append)
+    assert len(first) == 1 and set(first[0]["results"]) == {"rgb", "vec"}
+    assert (tmp_path / "work" / "seed0" / "unimodal" / "best" / "rgb.keras").exists()
+    again = run_comparison(spec, options, [0], tmp_path / "work", methods=["unimodal"], log=logs.append)
+    assert "reused" in logs[-1] and again[0]["results"] == first[0]["results"]
+    with pytest.raises(ValueError, match="need the teacher"):
+        run_comparison(spec, options, [0], tmp_path / "work", methods=["kd"])
+    with pytest.raises(ValueError, match="Unknown methods"):
+        run_comparison(spec, options, [0], tmp_path / "work", methods=["fitnet"])
