@@ -53,7 +53,10 @@ def time_model(model_path, x, threads, runs, warmup=20):
 
 
 def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=None, log=print):
-    """Rows of {quantization, size, ratio, F1, agreement, latencies, params, MACs}."""
+    """Rows of {quantization, size, ratio, F1, agreement, latencies, params, MACs}.
+
+    A quantization named "<q>-per-tensor" (int8 or dynamic) is exported with
+    one weight scale per tensor instead of per channel."""
     from discomkd_keras.data import load_data
     from discomkd_keras.export.tflite_export import read_run
 
@@ -65,8 +68,10 @@ def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for q in quantizations:
-            card = export_modality(run_dir, modality, quantization=q, out_dir=f"{tmp}/{q}",
-                                   data=data, threshold=0.0, log=lambda *_: None)
+            base, per_tensor = q.removesuffix("-per-tensor"), q.endswith("-per-tensor")
+            card = export_modality(run_dir, modality, quantization=base, out_dir=f"{tmp}/{q}",
+                                   data=data, threshold=0.0, per_tensor=per_tensor,
+                                   log=lambda *_: None)
             path = f"{tmp}/{q}/{modality}/{modality}.tflite"
             v = card["verification"]
             rows.append({

@@ -81,6 +81,27 @@ def test_int8_agrees_with_keras(run, tmp_path, io_type):
     assert sizes < 0.4 * f32  # int8 weights: about a quarter of float32
 
 
+def test_int8_per_tensor_has_one_scale_per_weight_tensor(run, tmp_path):
+    kwargs = dict(quantization="int8", representative_size=100, log=lambda *_: None)
+    channel = export_modality(run, "rgb", out_dir=tmp_path / "c", **kwargs)
+    tensor = export_modality(run, "rgb", out_dir=tmp_path / "t", per_tensor=True, **kwargs)
+    assert (channel["weight_scales"], tensor["weight_scales"]) == ("per-channel", "per-tensor")
+    assert tensor["verification"]["agreement"] >= 0.98
+
+    def most_scales(path):
+        details = make_interpreter(path).get_tensor_details()
+        return max(len(d["quantization_parameters"]["scales"]) for d in details)
+
+    assert most_scales(tmp_path / "c" / "rgb" / "rgb.tflite") > 1
+    assert most_scales(tmp_path / "t" / "rgb" / "rgb.tflite") == 1
+    # Each dropped channel saved its float32 scale and int64 zero point.
+    assert tensor["file_size_bytes"] < channel["file_size_bytes"]
+    with pytest.raises(ExportError, match="--per-tensor applies to int8 and dynamic"):
+        export_modality(run, "rgb", quantization="float16", out_dir=tmp_path / "f", per_tensor=True,
+                        log=lambda *_: None)
+    assert not (tmp_path / "f" / "rgb").exists()
+
+
 def test_modality_all_and_overwrite(run, tmp_path):
     out = tmp_path / "out"
     runner = CliRunner()
