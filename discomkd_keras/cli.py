@@ -280,8 +280,8 @@ def evaluate(run_dir, max_points):
               help="Minimum TFLite-vs-Keras argmax agreement on the test split "
               "(default 0.98 int8/dynamic, 0.995 float16, 0.999 float32).")
 @click.option("--per-tensor", is_flag=True,
-              help="int8/dynamic: one weight scale per tensor instead of per output channel: "
-              "smaller file (no 12-byte-per-channel parameters), usually a little less accurate.")
+              help="int8/dynamic: one weight scale per convolution kernel instead of per output "
+              "channel: smaller file (no 12-byte-per-channel parameters), usually a little less accurate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
 @click.option("--check", "check_dir", type=click.Path(path_type=Path), default=None,
               help="Re-run the verification of an existing export folder and exit.")

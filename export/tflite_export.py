@@ -112,8 +112,10 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
     """Keras model (batch-1 float input) -> TFLite flatbuffer bytes.
 
     per_tensor: one int8 scale per weight tensor instead of one per output
-    channel. Per-channel parameters are stored as a float32 scale plus an
-    int64 zero point per channel: 12 bytes a channel, about 14 % of an int8
+    channel, for convolutions (TF 2.21's full-integer quantizer keeps dense
+    layers per-channel even with its dense-layer switch, set here too).
+    Per-channel parameters are stored as a float32 scale plus an int64 zero
+    point per channel: 12 bytes a channel, about 14 % of an int8
     dscnn branch (9,648 channels). Per-tensor drops them at some accuracy.
     """
     import keras
@@ -147,7 +149,9 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
             if not hasattr(converter, "_experimental_disable_per_channel"):
                 raise ExportError("This TensorFlow's converter has no per-tensor weight "
                                   "quantization switch; export without --per-tensor.")
-            converter._experimental_disable_per_channel = True
+            converter._experimental_disable_per_channel = True  # convolutions
+            if hasattr(converter, "_experimental_disable_per_channel_quantization_for_dense_layers"):
+                converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         if quantization == "int8":
             if representative is None or len(representative) == 0:
                 raise ExportError("Full-integer quantization needs a representative data set, "
