@@ -88,3 +88,7 @@ def test_total_loss_weights_and_ablation():
     terms = {"cl": 1.0, "adv": 2.0, "mod": 3.0, "aux": 4.0, "perp": 5.0}
     assert total_loss(terms, dict.fromkeys(LOSS_TERMS, 1.0)) == 15.0
     assert total_loss(terms, {"cl": 1, "adv": 0, "mod": 1, "aux": 0.5, "perp": 1}) == 11.0
+    # A switched-off term is left out, not multiplied by 0: a NaN there cannot leak in.
+    assert total_loss(dict(terms, adv=float("nan")), {"cl": 1, "adv": 0, "mod": 0, "aux": 0, "perp": 0}) == 1.0
+    with pytest.raises(ValueError, match="Every loss weight is 0"):
+        total_loss(terms, dict.fromkeys(LOSS_TERMS, 0.0))

@@ -114,6 +114,7 @@ def test_keras_file_round_trip_in_safe_mode(tmp_path):
     (dict(loss_weights={"kl": 1.0}), "Unknown loss term 'kl'"),
     (dict(loss_weights={"adv": -1.0}), ">= 0"),
     (dict(perp_mode="l2"), "perp mode"),
+    (dict(loss_weights=dict.fromkeys(("cl", "adv", "mod", "aux", "perp"), 0)), "Every loss weight is 0"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     args = dict(input_shapes={"a": (8, 8, 1), "b": (4,)}, num_classes=3, feature_dim=8)

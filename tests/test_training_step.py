@@ -54,6 +54,10 @@ def test_zero_weight_switches_a_term_off():
     model = DisCoMKD({"a": (6,), "b": (10,)}, 3, feature_dim=8, loss_weights=weights)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     d_adv = model.get_layer("adv_discriminator")
+    # Heads whose only term is off are frozen: no optimizer state, no "missing gradient" warning.
+    for name in ("adv_discriminator", "inf_discriminator", "irr_discriminator", "aux_classifier"):
+        assert not model.get_layer(name).trainable
+    assert model.get_layer("a_classifier").trainable
     before = [ops.convert_to_numpy(w).copy() for w in d_adv.weights]
     logs = model.fit(x, y, batch_size=64, epochs=1, verbose=0).history
     assert logs["loss"][0] == pytest.approx(logs["cl"][0], rel=1e-5)
