@@ -32,6 +32,7 @@ METHOD_RUNS = (
 METHOD_LABELS = tuple(label for label, _ in METHOD_RUNS)
 STUDENT_METHODS = ("kd", "dkd", "mlkd")
 TARGET_GAIN_WEAK, TARGET_LOSS_STRONG, TARGET_COST_RATIO = 3.0, 1.0, 1.2
+DEFAULT_AUGMENTATION = "default (images: flips and 90-degree rotations; spectrograms: none)"
 
 
 def _slug(label):
@@ -206,7 +207,8 @@ def format_markdown(raw, summary, png_name):
         "",
         f"**Settings:** encoders {o.get('encoders') or 'default'}, D = {o.get('feature_dim')}, "
         f"{o.get('epochs')} epochs, batch {o.get('batch_size')} per modality, Adam lr "
-        f"{o.get('learning_rate')}, augmentation {o.get('augment') or 'default'}, "
+        f"{o.get('learning_rate')}, augmentation {o.get('augment') or DEFAULT_AUGMENTATION}, "
+        f"GRL lambda {o.get('grl_schedule', 'constant')}, "
         f"{len(seeds)} seeds ({', '.join(map(str, seeds))}); data `{json.dumps(raw['data'])}`.",
         f"Each classifier is the epoch with the best validation weighted F1; figures are on the "
         f"test split, mean ± std over seeds, in points (%).",
