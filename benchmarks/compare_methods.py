@@ -62,6 +62,9 @@ PAPER = {"encoders": "resnet18", "feature_dim": 512, "epochs": 300, "batch_size"
 @click.option("--fsdd-dir", type=click.Path(path_type=Path), default=None, help="AV-MNIST audio.")
 @click.option("--mnist", "mnist_path", type=click.Path(path_type=Path), default=None,
               help="AV-MNIST images (mnist-10k.npz).")
+@click.option("--augment", type=click.Choice(["default", "none"]), default=None,
+              help="Override the preset's augmentation (default: images flipped and rotated by "
+              "multiples of 90 degrees, spectrograms left alone; none: no augmentation).")
 @click.option("--grl-schedule", type=click.Choice(["constant", "dann"]), default="constant",
               show_default=True, help="DisCoM-KD's gradient-reversal schedule.")
 @click.option("--tag", default=None,
@@ -75,7 +78,7 @@ PAPER = {"encoders": "resnet18", "feature_dim": 512, "epochs": 300, "batch_size"
               show_default=True, help="Where <data>.json/.md/.png go.")
 @click.option("--verbose", is_flag=True, help="Keras progress bars for every run.")
 def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_size, learning_rate,
-         fsdd_dir, mnist_path, grl_schedule, tag, precision, work_dir, out_dir, verbose):
+         fsdd_dir, mnist_path, augment, grl_schedule, tag, precision, work_dir, out_dir, verbose):
     """Compare DisCoM-KD with unimodal twins, teacher + KD/DKD/MLKD students
     and its own ablations; write a Markdown table and a PNG."""
     from discomkd_keras.comparison import METHOD_LABELS, make_raw, run_comparison, write_report
@@ -91,7 +94,8 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
     if paper and seeds == 3:
         seeds = 5
     for key, value in (("epochs", epochs), ("encoders", encoder), ("feature_dim", feature_dim),
-                       ("batch_size", batch_size), ("learning_rate", learning_rate)):
+                       ("batch_size", batch_size), ("learning_rate", learning_rate),
+                       ("augment", augment)):
         if value is not None:
             base[key] = value
     from discomkd_keras.data import load_data
@@ -104,7 +108,9 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
         "epochs": base["epochs"], "batch_size": base["batch_size"],
         "learning_rate": base["learning_rate"], "feature_dim": base["feature_dim"],
         "encoders": {m: base["encoders"] for m in data.modalities if data.kinds[m] != "vector"},
-        "augment": {m: base["augment"] for m in data.modalities} if base.get("augment") else {},
+        # None and "default" leave each modality to its kind's default.
+        "augment": ({m: base["augment"] for m in data.modalities}
+                    if base.get("augment") not in (None, "default") else {}),
         "precision": precision,
     }
     if grl_schedule != "constant":
