@@ -1,12 +1,23 @@
 """The five DisCoM-KD loss terms (method.md, "Losses"), as pure functions of
 the model's outputs. Each term is averaged over the samples of all modalities
 in the step; each modality's batch carries its own samples and labels.
+
+Modality targets of L_adv and L_mod:
+- `labels` (default, the paper): modality `modalities[i]` has the integer
+  label i, and the heads are M-way modality classifiers.
+- `released` (the authors' released script, for reproducing its numbers):
+  the first modality's rows get an all-ones probability vector and every
+  other modality's rows all zeros. PyTorch's cross-entropy reads these as
+  class probabilities: -sum_c log p_c for the first modality (minimal at a
+  uniform prediction) and exactly 0, with no gradient, for the others.
+  The zero rows still count in the mean, as they do in the released script.
 """
 
 from keras import ops
 
 LOSS_TERMS = ("cl", "adv", "mod", "aux", "perp")
 PERP_MODES = ("abs", "cos", "square")
+MODALITY_TARGETS = ("labels", "released")
 
 
 def cross_entropy(labels, logits):
@@ -46,24 +57,44 @@ def perpendicularity(a, b, mode="abs"):
     raise ValueError(f"Unknown perp mode {mode!r}; expected one of {PERP_MODES}.")
 
 
-def loss_terms(outputs, labels, modalities, perp_mode="abs"):
+def released_target_cross_entropy(logits, first):
+    """Per-sample cross-entropy against the released script's modality targets:
+    -sum_c log_softmax(logits)_c where `first` (the first modality), else 0."""
+    logits = ops.cast(logits, "float32")
+    ce = -ops.sum(ops.log_softmax(logits, axis=-1), axis=-1)
+    return ce if first else ops.zeros_like(ce)
+
+
+def modality_cross_entropy(logits, index, targets="labels"):
+    """Per-sample L_adv / L_mod cross-entropy of modality number `index`."""
+    if targets == "released":
+        return released_target_cross_entropy(logits, index == 0)
+    if targets != "labels":
+        raise ValueError(f"Unknown modality targets {targets!r}; expected one of {MODALITY_TARGETS}.")
+    return cross_entropy(ops.full_like(ops.cast(logits[:, 0], "int32"), index), logits)
+
+
+def loss_terms(outputs, labels, modalities, perp_mode="abs", modality_targets="labels"):
     """The unweighted terms {cl, adv, mod, aux, perp} as float32 scalars.
 
     outputs: {modality: {"z_inv", "z_inf", "z_irr", "logits", "aux_inv",
               "aux_inf", "adv", "mod_inf", "mod_irr"}} from `DisCoMKD`.
     labels:  {modality: integer class labels of that modality's batch}.
-    The modality label of modality `modalities[i]` is the integer i.
+    modality_targets: `labels` (modality `modalities[i]` is class i) or
+        `released` (see the module docstring).
+
+    L_mod is one mean over the rows of both modality heads (D_inf and D_irr),
+    so per sample it is the average of the two heads' losses, as released.
     """
     per_sample = {term: [] for term in LOSS_TERMS}
     for index, modality in enumerate(modalities):
         out = outputs[modality]
         y = ops.cast(labels[modality], "int32")
-        m = ops.full_like(y, index)
         per_sample["cl"].append(cross_entropy(y, out["logits"]))
-        per_sample["adv"].append(cross_entropy(m, out["adv"]))
-        per_sample["mod"].append(
-            cross_entropy(m, out["mod_inf"]) + cross_entropy(m, out["mod_irr"])
-        )
+        per_sample["adv"].append(modality_cross_entropy(out["adv"], index, modality_targets))
+        per_sample["mod"].append(0.5 * (
+            modality_cross_entropy(out["mod_inf"], index, modality_targets)
+            + modality_cross_entropy(out["mod_irr"], index, modality_targets)))
         per_sample["aux"].append(
             cross_entropy(y, out["aux_inv"]) + cross_entropy(y, out["aux_inf"])
         )

@@ -48,13 +48,51 @@ def test_every_term_matches_numpy_with_three_modalities_and_unequal_batches():
         mod_label = np.full(len(y), i)
         expected["cl"].append(np_ce(y, o["logits"]))
         expected["adv"].append(np_ce(mod_label, o["adv"]))
-        expected["mod"].append(np_ce(mod_label, o["mod_inf"]) + np_ce(mod_label, o["mod_irr"]))
+        # L_mod: one mean over the rows of both heads (as released), i.e. per
+        # sample the average of the two heads' losses.
+        expected["mod"].append((np_ce(mod_label, o["mod_inf"]) + np_ce(mod_label, o["mod_irr"])) / 2)
         expected["aux"].append(np_ce(y, o["aux_inv"]) + np_ce(y, o["aux_inf"]))
         expected["perp"].append(np.abs(np_cos(o["z_inf"], o["z_irr"]))
                                 + np.abs(np_cos(o["z_inf"], o["z_inv"])))
     for t in LOSS_TERMS:
         # Averaged over all 12 samples, not over the 3 per-modality means.
         assert terms[t] == pytest.approx(np.concatenate(expected[t]).mean(), rel=1e-5), t
+
+
+def np_soft_ce(targets, logits):
+    """PyTorch's CrossEntropyLoss with class-probability targets, per row."""
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -(targets * log_p).sum(axis=1)
+
+
+def test_released_modality_targets_match_the_released_losses_by_hand():
+    # The released script: targets torch.ones_like(first) / torch.zeros_like(second),
+    # one CrossEntropyLoss (mean) over the concatenated rows; L_mod over the rows
+    # of D_inf and D_irr of both modalities together.
+    rng = np.random.default_rng(4)
+    mods = ["MNIST", "SPECTRO"]
+    outputs, labels = fake_outputs(rng, mods, [6, 6], k=10, half=4)
+    terms = loss_terms(outputs, labels, mods, modality_targets="released")
+    first, second = outputs["MNIST"], outputs["SPECTRO"]
+    adv = np.concatenate([np_soft_ce(np.ones((6, 2)), first["adv"]),
+                          np_soft_ce(np.zeros((6, 2)), second["adv"])]).mean()
+    rows = [first["mod_inf"], first["mod_irr"], second["mod_inf"], second["mod_irr"]]
+    targets = [np.ones((6, 2))] * 2 + [np.zeros((6, 2))] * 2
+    mod = np.concatenate([np_soft_ce(t, r) for t, r in zip(targets, rows)]).mean()
+    assert float(ops.convert_to_numpy(terms["adv"])) == pytest.approx(adv, rel=1e-5)
+    assert float(ops.convert_to_numpy(terms["mod"])) == pytest.approx(mod, rel=1e-5)
+    # The task terms do not depend on the modality targets.
+    labelled = loss_terms(outputs, labels, mods)
+    for t in ("cl", "aux", "perp"):
+        assert float(ops.convert_to_numpy(terms[t])) == float(ops.convert_to_numpy(labelled[t]))
+    # The all-ones target is minimal at a uniform prediction, where it is 2 log 2 per row.
+    for m in mods:
+        outputs[m]["adv"] = np.zeros((6, 2), "float32")
+    adv = loss_terms(outputs, labels, mods, modality_targets="released")["adv"]
+    assert float(ops.convert_to_numpy(adv)) == pytest.approx(6 * 2 * np.log(2) / 12, rel=1e-6)
+    with pytest.raises(ValueError, match="Unknown modality targets 'soft'"):
+        loss_terms(outputs, labels, mods, modality_targets="soft")
 
 
 def test_modality_term_uses_integer_modality_labels():
@@ -69,7 +107,9 @@ def test_modality_term_uses_integer_modality_labels():
         outputs[m]["mod_inf"] = confident
         outputs[m]["mod_irr"] = confident
     assert float(ops.convert_to_numpy(loss_terms(outputs, labels, mods)["mod"])) < 1e-6
-    assert float(ops.convert_to_numpy(loss_terms(outputs, labels, mods[::-1])["mod"])) > 30
+    # Reversed order: "a" and "c" swap labels, each head then costs 40 on 4 of the 6 rows.
+    reversed_mod = float(ops.convert_to_numpy(loss_terms(outputs, labels, mods[::-1])["mod"]))
+    assert reversed_mod == pytest.approx(40 * 4 / 6, rel=1e-5)
 
 
 def test_cosine_and_perp_modes():
