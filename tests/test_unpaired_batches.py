@@ -46,19 +46,61 @@ def test_reshuffles_per_epoch_and_is_reproducible():
     np.testing.assert_array_equal(b[3][0]["vec"], a[3][0]["vec"])
 
 
-def test_image_augmentation_is_flips_and_rot90_only():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 5, 5, 2)).astype("float32")
-    out = augment_images(x, np.random.default_rng(3))
+def dihedral_frequencies(out, x):
+    """Fraction of samples equal to each of the 8 flips/rotations of the input."""
     group = []
     for k in range(4):
         r = np.rot90(x, k, axes=(1, 2))
-        group += [r, r[:, ::-1], r[:, :, ::-1], r[:, ::-1, ::-1]]
+        group += [r, r[:, ::-1]]  # the 8 elements: rot^k and rot^k after a vertical flip
     matches = np.stack([(out == g).all(axis=(1, 2, 3)) for g in group])
-    assert matches.any(axis=0).all()  # every sample is a dihedral transform of itself
-    assert 0.05 < matches[0].mean() < 0.25  # identity: p = 1/8 ... 2/8 (two paths to identity)
-    wide = rng.normal(size=(10, 4, 6, 1))
-    assert augment_images(wide, np.random.default_rng(0)).shape == wide.shape  # no rot90 on non-square
+    assert (matches.sum(axis=0) == 1).all()  # each sample is exactly one transform of itself
+    return matches.mean(axis=1)
+
+
+def expected_frequencies(draws):
+    """Exact distribution over the same 8 elements of a process given as
+    [(probability, h_flip, v_flip, quarter_turns)], applied in that order."""
+    probe = np.arange(9, dtype="float32").reshape(1, 3, 3, 1)
+    freq = np.zeros(8)
+    for prob, h, v, k in draws:
+        y = probe[:, :, ::-1] if h else probe
+        y = y[:, ::-1] if v else y
+        y = np.rot90(y, k, axes=(1, 2))
+        freq += prob * dihedral_frequencies(y, probe)
+    return freq
+
+
+def test_released_augmentation_has_the_released_distribution():
+    # Released: with p 0.5 transform; then h-flip p .5, v-flip p .5, and with p .5
+    # a rotation by an angle from {0, 90, 180, 270}.
+    x = np.random.default_rng(0).normal(size=(20000, 3, 3, 1)).astype("float32")
+    freq = dihedral_frequencies(augment_images(x, np.random.default_rng(3)), x)
+    draws = [(0.5, 0, 0, 0)]
+    for h in (0, 1):
+        for v in (0, 1):
+            draws.append((0.5 * 0.25 * 0.5, h, v, 0))  # no rotation drawn
+            draws += [(0.5 * 0.25 * 0.5 * 0.25, h, v, k) for k in range(4)]
+    expected = expected_frequencies(draws)
+    np.testing.assert_allclose(freq, expected, atol=0.012)
+    assert 1 - expected[0] == pytest.approx(0.40625)  # share of samples that change
+
+
+def test_independent_augmentation_has_its_distribution():
+    x = np.random.default_rng(1).normal(size=(20000, 3, 3, 1)).astype("float32")
+    freq = dihedral_frequencies(augment_images(x, np.random.default_rng(4), "independent"), x)
+    draws = [(0.125, h, v, k) for h in (0, 1) for v in (0, 1) for k in (0, 1)]
+    expected = expected_frequencies(draws)
+    np.testing.assert_allclose(freq, expected, atol=0.012)
+    assert 1 - expected[0] == pytest.approx(0.875)
+
+
+@pytest.mark.parametrize("policy", ["released", "independent"])
+def test_non_square_images_keep_their_shape(policy):
+    wide = np.random.default_rng(0).normal(size=(50, 4, 6, 1))
+    out = augment_images(wide, np.random.default_rng(0), policy)
+    assert out.shape == wide.shape
+    flips = [wide, wide[:, ::-1], wide[:, :, ::-1], wide[:, ::-1, ::-1]]
+    assert all(any(np.array_equal(o, f[i]) for f in flips) for i, o in enumerate(out))
 
 
 def test_no_augmentation_for_vectors_and_unknown_mode():
