@@ -85,8 +85,9 @@ def main():
 @click.option("--teacher", "teacher_run", type=click.Path(path_type=Path), default=None,
               help="For kd, dkd and mlkd: a run trained with --method teacher on the same data.")
 @click.option("--encoder", "encoders", multiple=True, metavar="[MOD=]FAMILY",
-              help="Encoder family (resnet18, lenet, dscnn, mlp) for all image modalities, or "
-              "MOD=FAMILY for one; repeatable. Vector modalities always default to mlp.")
+              help="Encoder family (resnet18, lenet, lenet-wide, dscnn, mlp) for all image "
+              "modalities, or MOD=FAMILY for one; repeatable. Vector modalities always default "
+              "to mlp.")
 @click.option("--feature-dim", type=int, default=None, help="D, even (z_* get D/2 each).")
 @click.option("--epochs", type=int, default=None, help="Epochs (one pass over the largest modality).")
 @click.option("--batch-size", type=int, default=None,
@@ -96,13 +97,23 @@ def main():
               help="Weight of cl, adv, mod, aux or perp (default 1; 0 switches it off); repeatable.")
 @click.option("--perp-mode", type=click.Choice(["abs", "cos", "square"]), default="abs",
               show_default=True, help="How L_perp penalises the cosine.")
+@click.option("--modality-targets", type=click.Choice(["labels", "released"]), default="labels",
+              show_default=True, help="Targets of L_adv and L_mod: integer modality labels (the "
+              "paper), or the released script's all-ones / all-zeros probability vectors (to "
+              "reproduce its numbers).")
+@click.option("--conventions", type=click.Choice(["torch", "keras"]), default="torch",
+              show_default=True, help="Layer defaults: torch (the released script's PyTorch "
+              "initialisation, BatchNorm eps 1e-5, Adam eps 1e-8, symmetric padding) or keras "
+              "(Glorot weights, zero biases, eps 1e-3 / 1e-7, 'same' padding).")
 @click.option("--grl-schedule", type=click.Choice(["constant", "dann"]), default="constant",
               show_default=True, help="Gradient-reversal lambda: constant (paper) or the DANN ramp.")
 @click.option("--grl-lambda", type=float, default=1.0, show_default=True,
               help="Gradient-reversal lambda (the ramp's maximum with --grl-schedule dann).")
-@click.option("--augment", "augment", multiple=True, metavar="MOD=flip_rot90|none",
-              help="Augmentation per modality (default: flips + 90-degree rotations for images, "
-              "none otherwise); repeatable.")
+@click.option("--augment", "augment", multiple=True, metavar="MOD=released|independent|none",
+              help="Augmentation per modality; repeatable. Default for images: released (with "
+              "p 0.5 a flip/flip/rotation-by-k*90 transform, as the authors' script; ~42% of "
+              "samples change); independent: each flip and a 90-degree rotation with p 0.5 "
+              "(~88% change). Spectrograms and vectors: none.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
               help="Where the run goes (default: runs/<timestamp>-<dataset>).")
@@ -123,7 +134,8 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_per_class, fsdd_dir,
           mnist_path, av_split, test_speaker, pairing, method, teacher_run, encoders, feature_dim,
-          epochs, batch_size, learning_rate, loss_weights, perp_mode, grl_schedule, grl_lambda,
+          epochs, batch_size, learning_rate, loss_weights, perp_mode, modality_targets, conventions,
+          grl_schedule, grl_lambda,
           augment, seed, run_dir, resume_dir, overwrite, strategy, precision, tensorboard, workers,
           quiet):
     """Train DisCoM-KD: one run learns every modality's classifier.
@@ -193,7 +205,8 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
             "learning_rate": learning_rate or preset["learning_rate"],
             "feature_dim": feature_dim or preset["feature_dim"], "encoders": family,
             "loss_weights": _pairs(loss_weights, "--loss-weight", float),
-            "perp_mode": perp_mode, "grl_schedule": grl_schedule, "grl_lambda": grl_lambda,
+            "perp_mode": perp_mode, "modality_targets": modality_targets,
+            "conventions": conventions, "grl_schedule": grl_schedule, "grl_lambda": grl_lambda,
             "augment": _pairs(augment, "--augment"), "seed": seed, "strategy": strategy,
             "precision": precision, "tensorboard": tensorboard, "workers": workers,
         }
@@ -214,9 +227,10 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
 def _check_model_args(config):
     """The model's own argument checks (encoders, D, loss weights), run before the run
     directory is created, so a bad option leaves nothing behind."""
-    from discomkd_keras.model import _check_arguments
-    _check_arguments(config["input_shapes"], len(config["class_names"]), config["encoders"] or None,
-                     config["feature_dim"], config["loss_weights"], config["perp_mode"])
+    from discomkd_keras.model import check_model_arguments
+    check_model_arguments(config["input_shapes"], len(config["class_names"]),
+                          config["encoders"] or None, config["feature_dim"], config["loss_weights"],
+                          config["perp_mode"], config["modality_targets"], config["conventions"])
 
 
 def _summary(run_dir, results):

@@ -13,9 +13,11 @@ import re
 import keras
 from keras import layers
 
-from discomkd_keras.encoders import batch_norm, build_encoder, check_encoder, default_encoder
+from discomkd_keras.encoders import (CONVENTIONS, Conventions, build_encoder, check_encoder,
+                                     default_encoder)
 from discomkd_keras.gradient_reversal import GradientReversal
-from discomkd_keras.losses import LOSS_TERMS, PERP_MODES, loss_terms, total_loss
+from discomkd_keras.losses import (LOSS_TERMS, MODALITY_TARGETS, PERP_MODES, loss_terms,
+                                   total_loss)
 
 MODALITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 HEADS_OF_TERM = {"adv": ("adv_discriminator",), "mod": ("inf_discriminator", "irr_discriminator"),
@@ -38,8 +40,9 @@ class FeatureSplit(layers.Layer):
         return shape, shape
 
 
-def _check_arguments(input_shapes, num_classes, encoders, feature_dim,
-                     loss_weights, perp_mode):
+def check_model_arguments(input_shapes, num_classes, encoders=None, feature_dim=512,
+                          loss_weights=None, perp_mode="abs", modality_targets="labels",
+                          conventions="torch"):
     """Normalise the constructor's arguments; raise ValueError naming any problem."""
     if isinstance(input_shapes, dict):
         pairs = list(input_shapes.items())
@@ -105,6 +108,11 @@ def _check_arguments(input_shapes, num_classes, encoders, feature_dim,
         raise ValueError("Every loss weight is 0: nothing to train.")
     if perp_mode not in PERP_MODES:
         raise ValueError(f"Unknown perp mode {perp_mode!r}; expected one of {PERP_MODES}.")
+    if modality_targets not in MODALITY_TARGETS:
+        raise ValueError(f"Unknown modality targets {modality_targets!r}; "
+                         f"expected one of {MODALITY_TARGETS}.")
+    if conventions not in CONVENTIONS:
+        raise ValueError(f"Unknown conventions {conventions!r}; expected one of {CONVENTIONS}.")
     return shapes, num_classes, encoders, weights
 
 
@@ -142,6 +150,11 @@ class DisCoMKD(keras.Model):
         perp_mode: `abs` (default), `cos` or `square`: how L_perp penalises
             the cosine.
         grl_lambda: the initial gradient-reversal lambda.
+        modality_targets: `labels` (default, the paper: integer modality
+            labels, M-way heads) or `released` (the released script's
+            all-ones / all-zeros probability targets; see `losses.py`).
+        conventions: `torch` (default: the released script's PyTorch
+            initialisation, BatchNorm epsilon and padding) or `keras`.
         extra_outputs: for subclasses: a function of the {modality: Input}
             dict returning more named outputs (not serialised; a subclass
             rebuilds it from its own config).
@@ -152,33 +165,37 @@ class DisCoMKD(keras.Model):
     """
 
     def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
-                 loss_weights=None, perp_mode="abs", grl_lambda=1.0, extra_outputs=None,
-                 **kwargs):
-        shapes, num_classes, encoders, weights = _check_arguments(
-            input_shapes, num_classes, encoders, feature_dim, loss_weights, perp_mode)
+                 loss_weights=None, perp_mode="abs", grl_lambda=1.0, modality_targets="labels",
+                 conventions="torch", extra_outputs=None, **kwargs):
+        shapes, num_classes, encoders, weights = check_model_arguments(
+            input_shapes, num_classes, encoders, feature_dim, loss_weights, perp_mode,
+            modality_targets, conventions)
         modalities = list(shapes)
         num_modalities = len(modalities)
         half = feature_dim // 2
 
+        conv = Conventions(conventions)
         # Shared across modalities.
-        aux_classifier = layers.Dense(num_classes, name="aux_classifier")
-        inf_discriminator = layers.Dense(num_modalities, name="inf_discriminator")
-        irr_discriminator = layers.Dense(num_modalities, name="irr_discriminator")
+        aux_classifier = conv.dense_layer(half, num_classes, "aux_classifier")
+        inf_discriminator = conv.dense_layer(half, num_modalities, "inf_discriminator")
+        irr_discriminator = conv.dense_layer(half, num_modalities, "irr_discriminator")
         gradient_reversal = GradientReversal(grl_lambda, name="gradient_reversal")
-        adv_discriminator = layers.Dense(num_modalities, name="adv_discriminator")
+        adv_discriminator = conv.dense_layer(half, num_modalities, "adv_discriminator")
 
         inputs, outputs = {}, {}
         for m in modalities:
             x = keras.Input(shape=shapes[m], name=m)
             inputs[m] = x
-            inv_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_inv_encoder")(x)
-            spec_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_spec_encoder")(x)
-            z_inv = layers.Dense(half, name=f"{m}_proj_dense")(inv_features)
-            z_inv = batch_norm(f"{m}_proj_bn")(z_inv)
+            inv_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_inv_encoder",
+                                         conventions)(x)
+            spec_features = build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_spec_encoder",
+                                          conventions)(x)
+            z_inv = conv.dense(inv_features, half, f"{m}_proj_dense")
+            z_inv = conv.batch_norm(z_inv, f"{m}_proj_bn")
             z_inv = layers.ReLU(name=f"{m}_z_inv")(z_inv)
             z_inf, z_irr = FeatureSplit(name=f"{m}_split")(spec_features)
             joint = layers.Concatenate(name=f"{m}_concat")([z_inv, z_inf])
-            logits = layers.Dense(num_classes, name=f"{m}_classifier")(joint)
+            logits = conv.dense(joint, num_classes, f"{m}_classifier")
             outputs[m] = {
                 "z_inv": z_inv,
                 "z_inf": z_inf,
@@ -213,6 +230,8 @@ class DisCoMKD(keras.Model):
         self.feature_dim = feature_dim
         self.loss_weights = weights
         self.perp_mode = perp_mode
+        self.modality_targets = modality_targets
+        self.conventions = conventions
         self.initial_grl_lambda = float(grl_lambda)
         self.term_trackers = [keras.metrics.Mean(name=term) for term in LOSS_TERMS]
         self.accuracy_trackers = [
@@ -223,7 +242,7 @@ class DisCoMKD(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is None:
             raise ValueError("DisCoM-KD needs labels: y = {modality: class labels}.")
-        terms = loss_terms(y_pred, y, self.modalities, self.perp_mode)
+        terms = loss_terms(y_pred, y, self.modalities, self.perp_mode, self.modality_targets)
         loss = total_loss(terms, self.loss_weights)
         for extra in self.losses:  # regularisers, if a user adds any
             loss = loss + keras.ops.cast(keras.ops.sum(extra), "float32")
@@ -281,8 +300,11 @@ class DisCoMKD(keras.Model):
             "loss_weights": dict(self.loss_weights),
             "perp_mode": self.perp_mode,
             "grl_lambda": self.initial_grl_lambda,
+            "modality_targets": self.modality_targets,
+            "conventions": self.conventions,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        # Files saved before these options existed were built with Keras' conventions.
+        return cls(**{"conventions": "keras", **config})

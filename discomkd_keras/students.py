@@ -20,6 +20,8 @@ from discomkd_keras.teacher import MultimodalTeacher
 
 DISTILLATION_METHODS = ("kd", "dkd", "mlkd")
 STUDENT_LOSS_WEIGHTS = {t: (1.0 if t == "cl" else 0.0) for t in LOSS_TERMS}
+# DisCoMKD arguments the students fix (their DisCoM-KD terms are off).
+STUDENT_FIXED = ("loss_weights", "perp_mode", "grl_lambda", "modality_targets")
 
 
 def distillation_loss(method, student_logits, teacher_logits, labels):
@@ -42,7 +44,7 @@ class DistilledStudents(DisCoMKD):
         input_shapes, num_classes, encoders, feature_dim: the students, as for
             `DisCoMKD`.
         method: "kd", "dkd" or "mlkd".
-        teacher_encoders, teacher_feature_dim: the teacher's architecture
+        teacher_encoders, teacher_feature_dim, teacher_conventions: the teacher's architecture
             (`MultimodalTeacher`); its weights come from `load_teacher_weights`
             or, for a saved model, from the file.
         distill_weight: L = L_cl + distill_weight * mean over modalities of
@@ -53,16 +55,18 @@ class DistilledStudents(DisCoMKD):
     """
 
     def __init__(self, input_shapes, num_classes, method="kd", encoders=None, feature_dim=512,
-                 teacher_encoders=None, teacher_feature_dim=512, distill_weight=1.0, **kwargs):
+                 teacher_encoders=None, teacher_feature_dim=512, teacher_conventions="torch",
+                 distill_weight=1.0, **kwargs):
         if method not in DISTILLATION_METHODS:
             raise ValueError(f"Unknown distillation method {method!r}; "
                              f"expected one of {DISTILLATION_METHODS}.")
         if not float(distill_weight) >= 0.0:
             raise ValueError(f"distill_weight must be >= 0; got {distill_weight!r}.")
-        for key in ("loss_weights", "perp_mode", "grl_lambda"):
+        for key in STUDENT_FIXED:
             kwargs.pop(key, None)  # fixed for students (a saved config may carry them)
         teacher = MultimodalTeacher(input_shapes, num_classes, encoders=teacher_encoders,
-                                    feature_dim=teacher_feature_dim, name="teacher")
+                                    feature_dim=teacher_feature_dim,
+                                    conventions=teacher_conventions, name="teacher")
         teacher.trainable = False  # also puts its BatchNorm layers in inference mode
         super().__init__(input_shapes, num_classes, encoders=encoders, feature_dim=feature_dim,
                          loss_weights=STUDENT_LOSS_WEIGHTS,
@@ -89,12 +93,18 @@ class DistilledStudents(DisCoMKD):
 
     def get_config(self):
         config = super().get_config()
-        for key in ("loss_weights", "perp_mode", "grl_lambda"):
+        for key in STUDENT_FIXED:
             config.pop(key)
         config.update({
             "method": self.method,
             "teacher_encoders": dict(self.teacher.encoders),
             "teacher_feature_dim": self.teacher.feature_dim,
+            "teacher_conventions": self.teacher.conventions,
             "distill_weight": self.distill_weight,
         })
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before the conventions option were built with Keras' conventions.
+        return cls(**{"conventions": "keras", "teacher_conventions": "keras", **config})

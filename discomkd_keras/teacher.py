@@ -10,7 +10,7 @@ single-modality device; its only use is to be distilled into students
 import keras
 from keras import layers
 
-from discomkd_keras.encoders import build_encoder
+from discomkd_keras.encoders import Conventions, build_encoder
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
@@ -23,21 +23,24 @@ class MultimodalTeacher(keras.Model):
         encoders: a family name for all modalities or {modality: family}
             (default resnet18 for images, mlp for vectors).
         feature_dim: D of every encoder's embedding.
+        conventions: "torch" (default) or "keras", as for `DisCoMKD`.
 
     Train with `fit(x={m: x_m}, y={m: labels})`; the labels of a paired row
     are the same in every modality, so the first modality's are used.
     """
 
-    def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512, **kwargs):
-        from discomkd_keras.model import _check_arguments
+    def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
+                 conventions="torch", **kwargs):
+        from discomkd_keras.model import check_model_arguments
 
-        shapes, num_classes, encoders, _ = _check_arguments(
-            input_shapes, num_classes, encoders, feature_dim, None, "abs")
+        shapes, num_classes, encoders, _ = check_model_arguments(
+            input_shapes, num_classes, encoders, feature_dim, conventions=conventions)
         inputs = {m: keras.Input(shape=shapes[m], name=m) for m in shapes}
-        embeddings = [build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_teacher_encoder")(x)
+        embeddings = [build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_teacher_encoder",
+                                    conventions)(x)
                       for m, x in inputs.items()]
         joint = layers.Add(name="teacher_sum")(embeddings)
-        logits = layers.Dense(num_classes, name="teacher_classifier")(joint)
+        logits = Conventions(conventions).dense(joint, num_classes, "teacher_classifier")
         kwargs.setdefault("name", "teacher")
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
@@ -46,6 +49,7 @@ class MultimodalTeacher(keras.Model):
         self.num_classes = num_classes
         self.encoders = encoders
         self.feature_dim = feature_dim
+        self.conventions = conventions
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="teacher_acc")
 
     def _labels(self, y):
@@ -74,8 +78,9 @@ class MultimodalTeacher(keras.Model):
             "num_classes": self.num_classes,
             "encoders": dict(self.encoders),
             "feature_dim": self.feature_dim,
+            "conventions": self.conventions,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**{"conventions": "keras", **config})  # older files: Keras' conventions

@@ -29,6 +29,7 @@ import numpy as np
 
 from discomkd_keras import __version__
 from discomkd_keras.data import DataError, load_data
+from discomkd_keras.encoders import ADAM_EPSILON
 from discomkd_keras.gradient_reversal import GRLScheduler
 from discomkd_keras.losses import LOSS_TERMS
 from discomkd_keras.metrics import accuracy, confusion_matrix, weighted_f1
@@ -49,6 +50,8 @@ TRAIN_DEFAULTS = {  # the paper's protocol
     "encoders": {},
     "loss_weights": {t: 1.0 for t in LOSS_TERMS},
     "perp_mode": "abs",
+    "modality_targets": "labels",
+    "conventions": "torch",
     "grl_schedule": "constant",
     "grl_lambda": 1.0,
     "augment": {},
@@ -186,7 +189,8 @@ def _resolve_method(config, options, data_spec, data):
         if not (teacher_dir / "best" / "teacher.keras").exists():
             raise RunError(f"--teacher {teacher_dir} has no best/teacher.keras yet.")
         config["teacher_run"] = str(teacher_dir.resolve())
-        config["teacher"] = {"encoders": teacher["encoders"], "feature_dim": teacher["feature_dim"]}
+        config["teacher"] = {"encoders": teacher["encoders"], "feature_dim": teacher["feature_dim"],
+                             "conventions": teacher.get("conventions", "keras")}
     elif config["teacher_run"]:
         raise ValueError(f"--teacher is for the kd, dkd and mlkd methods, not {method!r}.")
 
@@ -196,16 +200,28 @@ def build_model(config):
     shapes, k = config["input_shapes"], len(config["class_names"])
     encoders = config["encoders"] or None
     method = config["method"]
+    conventions = config.get("conventions", "keras")  # runs from before the option: Keras'
     if method == "teacher":
-        return MultimodalTeacher(shapes, k, encoders=encoders, feature_dim=config["feature_dim"])
+        return MultimodalTeacher(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
+                                 conventions=conventions)
     if method in ("kd", "dkd", "mlkd"):
+        teacher = config["teacher"]
         return DistilledStudents(shapes, k, method=method, encoders=encoders,
-                                 feature_dim=config["feature_dim"],
-                                 teacher_encoders=config["teacher"]["encoders"] or None,
-                                 teacher_feature_dim=config["teacher"]["feature_dim"])
+                                 feature_dim=config["feature_dim"], conventions=conventions,
+                                 teacher_encoders=teacher["encoders"] or None,
+                                 teacher_feature_dim=teacher["feature_dim"],
+                                 teacher_conventions=teacher.get("conventions", "keras"))
     return DisCoMKD(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
                     loss_weights=config["loss_weights"], perp_mode=config["perp_mode"],
-                    grl_lambda=config["grl_lambda"])
+                    grl_lambda=config["grl_lambda"],
+                    modality_targets=config.get("modality_targets", "labels"),
+                    conventions=conventions)
+
+
+def make_optimizer(config):
+    """Adam with the run's learning rate and its conventions' epsilon (PyTorch 1e-8)."""
+    return keras.optimizers.Adam(config["learning_rate"],
+                                 epsilon=ADAM_EPSILON[config.get("conventions", "keras")])
 
 
 def deployed_names(config):
@@ -452,7 +468,7 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
             if isinstance(model, DistilledStudents):
                 model.load_teacher_weights(
                     load_model_file(Path(config["teacher_run"]) / "best" / "teacher.keras"))
-            model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+            model.compile(optimizer=make_optimizer(config))
         if isinstance(model, MultimodalTeacher):
             classifiers = {"teacher": model}
         else:

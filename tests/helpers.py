@@ -3,7 +3,7 @@
 import numpy as np
 
 
-def write_released(directory, n_per_class=20, classes=3, image=(3, 8, 8), vector=5, seed=0,
+def write_released(directory, n_per_class=20, classes=3, image=(3, 12, 12), vector=5, seed=0,
                    splits=True):
     """A learnable two-modality set: `rgb` images (N, C, H, W) and `vec` vectors (N, F)."""
     directory.mkdir(parents=True, exist_ok=True)

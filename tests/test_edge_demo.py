@@ -153,7 +153,7 @@ def save_wav(path, pcm, rate=8000):
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    """Released layout: `rgb` (N, 3, 8, 8) float images and `vec` (N, 5) vectors."""
+    """Released layout: `rgb` (N, 3, 12, 12) float images and `vec` (N, 5) vectors."""
     root = tmp_path_factory.mktemp("released")
     data_dir = write_released(root / "data", n_per_class=30)
     run = root / "run"
@@ -424,7 +424,7 @@ def test_bad_model_folders_and_inputs(demo_python, released, tmp_path):
     card["input"]["shape"] = [1, 16, 16, 3]
     (other / "model_card.json").write_text(json.dumps(card))
     line = one_error_line(run_demo(demo_python, other, sample))
-    assert "[1, 8, 8, 3]" in line and "[1, 16, 16, 3]" in line
+    assert "[1, 12, 12, 3]" in line and "[1, 16, 16, 3]" in line
 
     notes = tmp_path / "notes.txt"
     notes.write_text("hello\n")
@@ -432,7 +432,7 @@ def test_bad_model_folders_and_inputs(demo_python, released, tmp_path):
     assert "no such file" in one_error_line(run_demo(demo_python, good, tmp_path / "gone.npy"))
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((3, 9, 9), np.float32))
-    assert "(3, 8, 8)" in one_error_line(run_demo(demo_python, good, wrong))
+    assert "(3, 12, 12)" in one_error_line(run_demo(demo_python, good, wrong))
     # A PNG for a model trained on already-normalised arrays: .npy only.
     png = save_png(tmp_path / "x.png", np.zeros((8, 8, 3), np.uint8))
     assert "accepted: .npy" in one_error_line(run_demo(demo_python, good, png))

@@ -19,11 +19,12 @@ pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    data_dir = write_released(root / "data", n_per_class=60)
+    # 28x28 and D = 64: enough weights that the int8 file is about a quarter of float32.
+    data_dir = write_released(root / "data", n_per_class=60, image=(3, 28, 28))
     run_dir = root / "run"
     result = CliRunner().invoke(main, [
         "train", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--epochs", "6",
-        "--encoder", "rgb=lenet", "--feature-dim", "16", "--batch-size", "32", "--lr", "3e-3",
+        "--encoder", "rgb=lenet", "--feature-dim", "64", "--batch-size", "32", "--lr", "3e-3",
         "--quiet"])
     assert result.exit_code == 0, result.output
     return run_dir
@@ -51,7 +52,7 @@ def test_float32_matches_keras_and_card_is_consistent(run, tmp_path):
 
     interpreter = make_interpreter(folder / "rgb.tflite")
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    assert card["input"]["shape"] == list(inp["shape"]) == [1, 8, 8, 3]
+    assert card["input"]["shape"] == list(inp["shape"]) == [1, 28, 28, 3]
     assert card["input"]["name"] == inp["name"] and card["input"]["dtype"] == "float32"
     assert card["output"]["shape"] == list(out["shape"]) == [1, 3]
     assert card["file_size_bytes"] == (folder / "rgb.tflite").stat().st_size
@@ -185,7 +186,7 @@ def test_mixed_precision_classifier_exports_as_float32(tmp_path):
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = DisCoMKD({"a": (8, 8, 1), "b": (4,)}, 3, encoders={"a": "lenet"}, feature_dim=8)
+        model = DisCoMKD({"a": (12, 12, 1), "b": (4,)}, 3, encoders={"a": "lenet"}, feature_dim=8)
         clf = model.classifier("a")
         clf.save(tmp_path / "a.keras")
     finally:
@@ -194,7 +195,7 @@ def test_mixed_precision_classifier_exports_as_float32(tmp_path):
     assert loaded.get_layer("a_classifier").compute_dtype == "float16"
     twin = as_float32(loaded)
     assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
-    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    x = np.random.default_rng(0).normal(size=(4, 12, 12, 1)).astype("float32")
     np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(loaded(x), dtype="float32"),
                                rtol=2e-2, atol=2e-2)
     probs = probability_model(loaded, "a")

@@ -19,7 +19,7 @@ from helpers import write_released
 
 pytestmark = pytest.mark.portable
 
-SHAPES = {"img": (8, 8, 2), "vec": (5,)}
+SHAPES = {"img": (12, 12, 2), "vec": (5,)}
 ARCH = dict(encoders={"img": "lenet"}, feature_dim=8)
 
 
@@ -175,7 +175,7 @@ def test_every_method_trains_through_the_cli(tmp_path):
         assert set(results) == {"rgb", "vec"}
         # The deployed student is exactly DisCoM-KD's branch: same parameter count.
         assert results["rgb"]["parameters"] == DisCoMKD(
-            {"rgb": (8, 8, 3), "vec": (5,)}, 3, **dict(ARCH, encoders={"rgb": "lenet"})
+            {"rgb": (12, 12, 3), "vec": (5,)}, 3, **dict(ARCH, encoders={"rgb": "lenet"})
         ).classifier("rgb").count_params()
         if method != "unimodal":
             assert config["teacher_run"] == str(teacher.resolve())

@@ -102,7 +102,10 @@ def test_keras_file_round_trip_in_safe_mode(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(encoders={"a": "vgg"}), "Unknown encoder 'vgg'.*resnet18, lenet, dscnn, mlp"),
+    (dict(encoders={"a": "vgg"}), "Unknown encoder 'vgg'.*resnet18, lenet, lenet-wide, dscnn, mlp"),
+    (dict(encoders={"a": "lenet"}), "lenet' needs images of at least 12x12"),
+    (dict(modality_targets="soft"), "Unknown modality targets 'soft'"),
+    (dict(conventions="jax"), "Unknown conventions 'jax'"),
     (dict(encoders={"a": "mlp"}), "takes vectors of shape"),
     (dict(encoders={"b": "resnet18"}), "takes images of shape"),
     (dict(encoders={"c": "mlp"}), "unknown modalities"),

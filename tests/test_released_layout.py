@@ -11,7 +11,7 @@ def test_reads_channels_first_as_channels_last(tmp_path):
     data = load_released_layout(d)
     assert data.modalities == ["rgb", "vec"]
     raw = np.load(d / "rgb_data_normalized.npy")
-    assert data.inputs["rgb"].shape == (60, 8, 8, 3)
+    assert data.inputs["rgb"].shape == (60, 12, 12, 3)
     np.testing.assert_array_equal(data.inputs["rgb"][7, 2, 5, :], raw[7, :, 2, 5])
     assert data.kinds == {"rgb": "image", "vec": "vector"}
     assert data.class_names == ["0", "1", "2"]
