@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from discomkd_keras import run_directory
 from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, verify
 
 QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
@@ -32,29 +33,17 @@ class ExportError(ValueError):
 
 def read_run(run_dir):
     """(config, state) of a run directory, or ExportError saying why it is not one."""
-    from discomkd_keras.training import RunError, read_json
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise ExportError(f"{run_dir} is not a run directory (no config.json).")
     try:
-        config = read_json(run_dir / "config.json")
-        state = read_json(run_dir / "state.json") if (run_dir / "state.json").exists() else {}
-    except RunError as err:
+        return run_directory.read_run(run_dir)
+    except run_directory.RunError as err:
         raise ExportError(str(err)) from None
-    return config, state
 
 
 def load_best_classifier(run_dir, modality):
-    from discomkd_keras.training import RunError, load_model_file, read_json
-
-    path = Path(run_dir) / "best" / f"{modality}.keras"
-    if not path.exists():
-        raise ExportError(f"{run_dir} has no best checkpoint for {modality!r} yet "
-                          f"({path} is missing): train at least one epoch first.")
+    """(classifier, info) of a modality's best checkpoint, or ExportError."""
     try:
-        return load_model_file(path), read_json(Path(run_dir) / "best" / f"{modality}.json")
-    except RunError as err:
+        return run_directory.load_best(run_dir, modality)
+    except run_directory.RunError as err:
         raise ExportError(str(err)) from None
 
 

@@ -267,9 +267,9 @@ def load_av_mnist(fsdd_dir=None, mnist_path=None, split="official", seed=0, pair
         image_splits = {s: idx.copy() for s, idx in a_splits.items()}
 
     preprocessing = {
-        "image": {"raw": "8-bit grayscale image, 28x28", "layout": "HWC", "scale": 1 / 255,
+        "image": {"encoding": "gray8", "raw": "8-bit grayscale image, 28x28", "layout": "HWC", "scale": 1 / 255,
                   "offset": 0.0, "height": 28, "width": 28},
-        "audio": {"raw": "mono 16-bit PCM WAV", "spectrogram": dict(SPECTROGRAM_PARAMS),
+        "audio": {"encoding": "wav_pcm16", "raw": "mono 16-bit PCM WAV", "spectrogram": dict(SPECTROGRAM_PARAMS),
                   "mean": mean, "std": std, "layout": "HWC (mels, frames, 1)"},
     }
     return MultiModalDataset(

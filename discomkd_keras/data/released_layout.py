@@ -111,7 +111,8 @@ def load_released_layout(directory, modalities=None, split_seed=None):
                         "Provide them, or pass --split-seed to make stratified 70/10/20 splits.")
 
     preprocessing = {
-        m: {"raw": f"{m}{SUFFIX} row, already normalised by the data's author",
+        m: {"encoding": "float_raw",
+            "raw": f"{m}{SUFFIX} row, already normalised by the data's author",
             "layout": "CHW on disk -> HWC model input" if kinds[m] == "image" else "F",
             "scale": 1.0, "offset": 0.0}
         for m in modalities}

@@ -494,9 +494,10 @@ def _write_cache(path, rgb, depth, labels):
 def preprocessing(size=64):
     """The JSON-able raw-to-input recipe of each modality."""
     return {
-        "rgb": {"raw": "8-bit RGB image, HxWx3", "layout": "HWC", "scale": 1 / 255, "offset": 0.0,
+        "rgb": {"encoding": "rgb8", "raw": "8-bit RGB image, HxWx3", "layout": "HWC", "scale": 1 / 255, "offset": 0.0,
                 "height": size, "width": size},
-        "depth": {"raw": "depth in millimetres (uint16, 0 = missing), HxW", "layout": "HWC",
+        "depth": {"encoding": "depth_mm_uint16",
+                  "raw": "depth in millimetres (uint16, 0 = missing), HxW", "layout": "HWC",
                   "scale": 1 / (1000 * MAX_DEPTH_M), "offset": 0.0, "clip": [0.0, 1.0],
                   "height": size, "width": size},
     }

@@ -1,0 +1,181 @@
+"""The run directory: its layout, atomic writes, and reading a run back.
+
+Training writes it; evaluation, export and the benchmarks read it, all
+through this module:
+
+    config.json           the resolved config (data spec, options, versions)
+    history.csv           every loss term and validation metric per epoch
+    state.json            last checkpointed epoch, its checkpoint, best F1 per modality
+    last-epochNNNN.keras  the full training model + optimizer, for --resume
+    best/<name>.keras     that modality's standalone classifier at its best
+                          validation weighted F1 (+ best/<name>.json)
+    plots/*.png           loss terms and validation F1 over epochs
+    results.json          test accuracy and weighted F1 per modality
+    evaluation/           what `discomkd-keras evaluate` writes
+
+Every file is written to a temporary name and renamed, so a crash or SIGKILL
+leaves the previous complete version in place.
+"""
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+CONFIG, STATE, HISTORY, RESULTS = "config.json", "state.json", "history.csv", "results.json"
+BEST_DIR, PLOTS_DIR, EVALUATION_DIR = "best", "plots", "evaluation"
+FRESH_STATE = {"epoch": 0, "checkpoint": None, "best": {}}
+
+
+class RunError(ValueError):
+    """A problem with a run directory; the message names it."""
+
+
+# --- atomic writes -------------------------------------------------------------
+def _tmp_name(path, suffix=".tmp"):
+    return path.with_name(f".{path.stem}.{os.getpid()}{suffix}")
+
+
+def write_atomic(path, text):
+    path = Path(path)
+    tmp = _tmp_name(path, f"{path.suffix}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path, value):
+    write_atomic(path, json.dumps(value, indent=2))
+
+
+def save_model_atomic(model, path):
+    path = Path(path)
+    tmp = _tmp_name(path, ".tmp.keras")  # Keras wants the .keras suffix
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def savefig_atomic(fig, path, dpi=110):
+    path = Path(path)
+    tmp = _tmp_name(path, ".tmp.png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+# --- reading ---------------------------------------------------------------------
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunError(f"Missing file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunError(f"{path} is not valid JSON: {err}") from None
+
+
+def load_model_file(path):
+    """Load a `.keras` file in safe mode, turning any failure into one clear line."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"Missing model file: {path}")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # zip, h5 and config errors all mean the same to a user
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise RunError(f"Cannot load {path}: it is not a valid .keras file "
+                       f"({type(err).__name__}: {first})") from None
+
+
+def is_run(run_dir):
+    return (Path(run_dir) / CONFIG).is_file()
+
+
+def read_run(run_dir):
+    """(config, state) of a run directory; RunError if it is not one."""
+    run_dir = Path(run_dir)
+    if not is_run(run_dir):
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG}).")
+    config = read_json(run_dir / CONFIG)
+    state = read_json(run_dir / STATE) if (run_dir / STATE).exists() else dict(FRESH_STATE)
+    return config, state
+
+
+def deployed_names(config):
+    """What a run keeps a best classifier of: every modality, or the teacher."""
+    return ["teacher"] if config.get("method") == "teacher" else list(config["modalities"])
+
+
+def best_path(run_dir, name):
+    return Path(run_dir) / BEST_DIR / f"{name}.keras"
+
+
+def load_best(run_dir, name):
+    """(classifier, info) of a modality's best checkpoint; RunError if there is none."""
+    path = best_path(run_dir, name)
+    if not path.exists():
+        raise RunError(f"{run_dir} has no best checkpoint for {name!r} yet "
+                       f"({path} is missing): train at least one epoch first.")
+    return load_model_file(path), read_json(path.with_suffix(".json"))
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- history ---------------------------------------------------------------------
+def rows_to_csv(rows):
+    columns = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_history(path):
+    """Rows of a history.csv (a run directory or the file itself), numbers as floats."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / HISTORY
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+# --- creating -------------------------------------------------------------------
+def prepare_run_dir(run_dir, overwrite=False):
+    """Create `run_dir`; refuse one that already holds something unless `overwrite`."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir} exists and is not a directory.")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        what = "a run" if is_run(run_dir) else "other files"
+        if not overwrite:
+            raise RunError(f"{run_dir} already holds {what}; use --resume {run_dir} to continue it, "
+                           "--overwrite to replace it, or choose another --run-dir.")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def default_run_dir(dataset, root="runs"):
+    return Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}"
+
+
+def latest_run(root="runs"):
+    runs = sorted(Path(root).glob(f"*/{CONFIG}"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise RunError(f"No runs under {root}/; train one first (discomkd-keras train).")
+    return runs[-1].parent
