@@ -90,17 +90,38 @@ def test_depth_has_missing_pixels(cached):
     assert (missing > 0).mean() > 0.9  # nearly every frame has some
 
 
-def test_depth_noise_grows_with_distance(monkeypatch):
+def test_depth_noise_grows_with_distance():
     noisy = srgbd.render_rgbd(LABELS, seed=1, size=SIZE)[1].astype(np.float64)
     # The same scenes from a noise-free sensor (same draws, so same holes).
-    monkeypatch.setattr(srgbd, "DEPTH_NOISE_A", 0.0)
-    monkeypatch.setattr(srgbd, "DEPTH_NOISE_B", (0.0, 0.0))
-    clean = srgbd.render_rgbd(LABELS, seed=1, size=SIZE)[1].astype(np.float64)
+    clean = srgbd.render_rgbd(LABELS, seed=1, size=SIZE,
+                              knobs={"depth_noise_a": 0.0, "depth_noise_b": [0.0, 0.0]})[1]
+    clean = clean.astype(np.float64)
     both = (noisy > 0) & (clean > 0) & (clean < 1000 * srgbd.MAX_DEPTH_M - 300)
     err = np.abs(noisy - clean)[both]
     assert np.median(err) >= 3  # millimetres
     near, far = clean[both] < 1800, clean[both] > 2800
     assert err[far].mean() > 1.5 * err[near].mean()
+
+
+def test_knobs_are_checked_and_change_the_scenes_and_the_cache_file(tmp_path):
+    with pytest.raises(DataError, match="Unknown scene knob 'fog'"):
+        srgbd.load_synthetic_rgbd(n_per_class=6, size=16, cache_dir=str(tmp_path), knobs={"fog": 1})
+    with pytest.raises(DataError, match="'rgb_noise' is a range"):
+        srgbd.load_synthetic_rgbd(n_per_class=6, size=16, cache_dir=str(tmp_path),
+                                  knobs={"rgb_noise": 0.1})
+    with pytest.raises(DataError, match="'p_camouflage' takes one number >= 0"):
+        srgbd.load_synthetic_rgbd(n_per_class=6, size=16, cache_dir=str(tmp_path),
+                                  knobs={"p_camouflage": [0, 1]})
+    plain = srgbd.load_synthetic_rgbd(n_per_class=6, size=16, cache_dir=str(tmp_path))
+    same = srgbd.load_synthetic_rgbd(n_per_class=6, size=16, cache_dir=str(tmp_path),
+                                     knobs={"p_camouflage": srgbd.SCENE_DEFAULTS["p_camouflage"]})
+    camouflaged = srgbd.load_synthetic_rgbd(n_per_class=6, size=16, cache_dir=str(tmp_path),
+                                            knobs={"p_camouflage": 1.0})
+    np.testing.assert_array_equal(same.inputs["rgb"], plain.inputs["rgb"])  # defaults: one file
+    assert not np.array_equal(camouflaged.inputs["rgb"], plain.inputs["rgb"])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names[0].startswith("synthetic-rgbd-v1-n6-s16-seed0-knobs")
+    assert names[1:] == ["synthetic-rgbd-v1-n6-s16-seed0.npz"]
 
 
 def test_split_is_stratified_and_shared(cached):
@@ -166,7 +187,7 @@ def test_preprocessing_reproduces_inputs_exactly(cached):
     with np.load(cache_file(cache_dir), allow_pickle=False) as raw:
         rgb, depth = raw["rgb"], raw["depth"]
     spec = json.loads(json.dumps(data.preprocessing))  # JSON-able, and what a device reads back
-    assert spec["rgb"] == {"raw": "8-bit RGB image, HxWx3", "layout": "HWC", "scale": 1 / 255,
+    assert spec["rgb"] == {"encoding": "rgb8", "raw": "8-bit RGB image, HxWx3", "layout": "HWC", "scale": 1 / 255,
                            "offset": 0.0, "height": SIZE, "width": SIZE}
     assert spec["depth"]["scale"] == 1 / (1000 * srgbd.MAX_DEPTH_M)
     assert spec["depth"]["clip"] == [0.0, 1.0]
@@ -187,15 +208,13 @@ def test_load_rejects_bad_arguments(tmp_path, kwargs):
         srgbd.load_synthetic_rgbd(cache_dir=str(tmp_path), **kwargs)
 
 
-def test_shapes_differ_by_class(monkeypatch):
+def test_shapes_differ_by_class():
     """A nearest-centroid classifier on clean, centred depth beats chance
     clearly: the renderer really draws six different shapes."""
-    monkeypatch.setattr(srgbd, "OBJECT_OFFSET", 0.0)
-    monkeypatch.setattr(srgbd, "P_DEPTH_FAILURE", 0.0)
-    monkeypatch.setattr(srgbd, "DEPTH_HOLES_MAX", 0)
-    monkeypatch.setattr(srgbd, "DEPTH_DROPOUT", (0.0, 0.0))
+    clean = {"object_offset": 0.0, "p_depth_failure": 0.0, "depth_holes_max": 0,
+             "depth_dropout": [0.0, 0.0]}
     labels = np.repeat(np.arange(6), 20)
-    depth = srgbd.render_rgbd(labels, seed=11, size=SIZE)[1].astype(np.float64) / 1000
+    depth = srgbd.render_rgbd(labels, seed=11, size=SIZE, knobs=clean)[1].astype(np.float64) / 1000
     # Position and distance vary: judge the shape by the nearest 0.5 m of the scene.
     near = depth - np.where(depth > 0, depth, np.inf).min(axis=(1, 2), keepdims=True)
     feats = ((depth > 0) & (near < 0.5)).astype(np.float64)

@@ -6,61 +6,17 @@ code in this module from a seed; no external images, meshes or textures are
 used, so the data set carries no third-party licence and is reproduced
 (bit-identically on one machine) by calling the loader with the same arguments.
 
-Scene model (per sample, everything drawn from the sample's own random stream):
-
-* Camera: a pinhole at the origin looking down +z (x right, y up), square
-  image of `size` x `size` pixels with a horizontal field of view of
-  `FOV_DEG`. Depth is the z coordinate (distance along the optical axis) as a
-  real depth sensor reports it, not the distance along the ray.
-* Object: one of `CLASS_NAMES` (sphere, cube, cylinder, cone, torus, pyramid),
-  defined as a signed distance field in object coordinates, at a random 3D
-  rotation (a full spin about the shape's axis, the axis tilted up to
-  `POSE_TILT_DEG` from upright in a random direction), a random scale and a
-  random position (0.9-1.6 m away, anywhere in the middle of the view, so it is
-  sometimes cropped by the border).
-  It is rendered by sphere tracing all rays of a batch of images at once,
-  started at the ray's entry into the object's bounding sphere.
-* Background: a textured plane behind the object, tilted up to
-  `BG_TILT_DEG`, at a random gap behind the object's bounding sphere.
-* Appearance: random colours and a random texture (plain, stripes, 3D checker
-  or smooth "noise" of sinusoids) on the object (in object coordinates, so it
-  turns with the object) and on the background; Lambertian shading from a
-  random light direction plus a random ambient term; random exposure and
-  per-pixel sensor noise; 8-bit output.
-* Depth sensor: depth-dependent noise (sigma = a + b z^2, as structured-light
-  and time-of-flight sensors show), a per-sample calibration error (scale
-  bias), invalid (0) pixels at depth discontinuities, random dropout pixels,
-  random elliptical holes, and output in whole millimetres (uint16, 0 =
-  missing), clipped to `MAX_DEPTH_M`.
-
-Difficulty knobs (module constants below; change `FORMAT_VERSION` with them
-so stale caches are not reused). They make each modality informative but
-neither sufficient, so that the modalities complement each other:
-
-* Both: pose (`POSE_TILT_DEG`), size and placement (`OBJECT_SCALE_M`,
-  `OBJECT_DISTANCE_M`, `OBJECT_OFFSET`) set how ambiguous the views are.
-* RGB hides the shape when the object is camouflaged (`P_CAMOUFLAGE`: it
-  takes the background's colour and texture at its pixels, up to a
-  `CAMOUFLAGE_JITTER` brightness change) and/or lit flat (`P_FLAT_LIGHT`:
-  ambient light only, no shading); then only the other cue, or nothing at all,
-  reveals the silhouette in RGB, while depth still sees it. Otherwise the
-  object's colour stands `OBJECT_COLOR_DISTANCE` away from the background's;
-  clutter comes from textures (`OBJECT_TEXTURE_CONTRAST`,
-  `BG_TEXTURE_CONTRAST`), `AMBIENT`, `EXPOSURE` and `RGB_NOISE`.
-* Depth hides the shape when the sensor is bad: noise strength
-  `DEPTH_NOISE_B`, holes (`DEPTH_HOLES_MAX`, `DEPTH_HOLE_RADIUS`), dropout
-  (`DEPTH_DROPOUT`), edge invalidation (`DEPTH_EDGE_DROP`), a small gap to
-  the background (`BG_GAP_M`, the object blends into the wall), and, with
-  probability `P_DEPTH_FAILURE`, a failing sensor (interference: much more
-  noise and dropout) or a transparent object (the sensor measures the
-  background through it, as real sensors do with glass); RGB is unaffected by
-  all of these.
+The scene model and its difficulty knobs are described in `rgbd_renderer.py`;
+`load_synthetic_rgbd(knobs=...)` overrides any knob (`--synthetic-knob` on the
+command line).
 
 Model inputs are the 8-bit / millimetre outputs scaled exactly as recorded in
 `preprocessing` (raw.astype(float32) * float32(scale) + float32(offset), then
 clipped for depth), so a device that reads a PNG reproduces them exactly.
 """
 
+import hashlib
+import json
 import os
 import tempfile
 import warnings
@@ -69,9 +25,9 @@ import zipfile
 import numpy as np
 
 from discomkd_keras.data.multimodal_dataset import DataError, MultiModalDataset, stratified_split
+from discomkd_keras.data.rgbd_renderer import (CLASS_NAMES, MAX_DEPTH_M, SCENE_DEFAULTS, render_rgbd,
+                                               scene_knobs)
 
-CLASS_NAMES = ("sphere", "cube", "cylinder", "cone", "torus", "pyramid")
-MAX_DEPTH_M = 4.0
 # Bump when the renderer or a knob changes: it is part of the cache file name.
 FORMAT_VERSION = 1
 NAME = "synthetic-rgbd"
@@ -79,375 +35,16 @@ DEFAULT_CACHE_DIR = "~/.cache/discomkd-keras"
 # The smallest class size for which the 70/10/20 split leaves no split empty.
 MIN_PER_CLASS = 6
 
-FOV_DEG = 55.0
-OBJECT_DISTANCE_M = (0.9, 1.6)
-OBJECT_SCALE_M = (0.25, 0.4)  # metres per unit of the shapes' object coordinates
-# Objects stand roughly upright (like things on a table, seen from the side);
-# full 3D rotations (180) would make many silhouettes ambiguous (a cylinder
-# seen end-on is a disc, a pyramid from above a square).
-POSE_TILT_DEG = 45.0
-OBJECT_OFFSET = 0.4  # max |centre| in units of the half image, so objects may be cropped
-BG_GAP_M = (0.15, 1.2)  # background plane distance beyond the object's bounding sphere
-BG_TILT_DEG = 25.0
 
-# RGB knobs.
-P_CAMOUFLAGE = 0.2
-CAMOUFLAGE_JITTER = 0.12  # relative brightness difference object vs background when camouflaged
-P_FLAT_LIGHT = 0.2
-OBJECT_TEXTURE_CONTRAST = (0.0, 0.5)  # fraction of the way between its two colours
-BG_TEXTURE_CONTRAST = (0.0, 0.35)
-# Unless camouflaged, the object's colour differs from the background's by this
-# much (RGB distance, full scale = 1), so it is seen wherever shading is flat.
-OBJECT_COLOR_DISTANCE = (0.25, 0.7)
-AMBIENT = (0.1, 0.45)
-EXPOSURE = (0.75, 1.2)
-RGB_NOISE = (0.005, 0.04)  # per-pixel Gaussian noise std, fraction of full scale
-
-# Depth knobs.
-DEPTH_NOISE_A = 0.004  # metres
-DEPTH_NOISE_B = (0.003, 0.012)  # metres per metre^2
-DEPTH_SCALE_BIAS = 0.03  # +- relative calibration error per sample
-DEPTH_EDGE_JUMP_M = 0.08  # a neighbour differing by more is a discontinuity
-DEPTH_EDGE_DROP = (0.3, 1.0)  # probability an edge pixel is invalid
-DEPTH_DROPOUT = (0.0, 0.02)  # probability any pixel is invalid
-DEPTH_HOLES_MAX = 2  # elliptical holes per image: 0..DEPTH_HOLES_MAX
-DEPTH_HOLE_RADIUS = (0.03, 0.12)  # in units of the image size
-P_DEPTH_FAILURE = 0.2  # interference or a transparent object (half each)
-FAILURE_NOISE_GAIN = 4.0
-FAILURE_DROPOUT = 0.35
-TRANSPARENT_DROP = 0.05  # pixels lost where the sensor looks through the object
-
-# Sphere tracing.
-MAX_STEPS = 64
-HIT_TOLERANCE = 0.3  # a ray hits when the distance is below this many pixel footprints
-CHUNK = 64  # samples rendered together (memory ~ CHUNK * size^2 * 100 bytes)
-
-# Per-sample random draws: counts of uniform and standard-normal scalars.
-_N_UNIFORM = 72
-_N_NORMAL = 32
-
-# Bounding-sphere radius of each shape in object coordinates (with a margin).
-_BOUND = np.array([0.75, 1.04, 0.85, 0.99, 0.8, 1.07]) * 1.02
-
-
-def _sdf(label, x, y, z):
-    """Signed distance (or a 1-Lipschitz lower bound of it, which sphere
-    tracing accepts) to shape `label`, in object coordinates, y the axis."""
-    if label == 0:  # sphere
-        return np.sqrt(x * x + y * y + z * z) - 0.75
-    if label == 1:  # cube, half-size 0.6 (Chebyshev distance: exact inside, a bound outside)
-        return np.maximum(np.maximum(np.abs(x), np.abs(y)), np.abs(z)) - 0.6
-    if label == 2:  # cylinder, radius 0.6, half-height 0.6
-        return np.maximum(np.sqrt(x * x + z * z) - 0.6, np.abs(y) - 0.6)
-    if label == 3:  # cone, apex at y=0.7, base radius 0.7 at y=-0.7: half-angle atan(1/2)
-        rho = np.sqrt(x * x + z * z)
-        lateral = rho * np.float32(2 / np.sqrt(5)) + (y - np.float32(0.7)) * np.float32(1 / np.sqrt(5))
-        return np.maximum(lateral, np.float32(-0.7) - y)
-    if label == 4:  # torus, ring radius 0.55, tube radius 0.25
-        ring = np.sqrt(x * x + z * z) - np.float32(0.55)
-        return np.sqrt(ring * ring + y * y) - np.float32(0.25)
-    if label == 5:  # square pyramid, base half-width 0.65 at y=-0.55, apex at y=0.8
-        nx, ny = np.float32(1.35 / np.hypot(1.35, 0.65)), np.float32(0.65 / np.hypot(1.35, 0.65))
-        slope = ny * (y - np.float32(0.8))
-        faces = np.maximum(nx * np.abs(x), nx * np.abs(z)) + slope
-        return np.maximum(faces, np.float32(-0.55) - y)
-    raise ValueError(f"unknown shape label {label}")
-
-
-def _axis_angle(axis, angle):
-    """(B, 3, 3) rotations by `angle` about unit `axis` (B, 3) (Rodrigues' formula)."""
-    x, y, z = axis.T
-    zero = np.zeros_like(x)
-    cross = np.stack([np.stack([zero, -z, y], 1), np.stack([z, zero, -x], 1), np.stack([-y, x, zero], 1)], 1)
-    sin, cos = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + sin * cross + (1 - cos) * (cross @ cross)
-
-
-def _poses(u):
-    """(B, 3, 3) rotations: a full spin about the shape's own axis (y), then a
-    tilt of that axis by up to POSE_TILT_DEG about a random horizontal axis;
-    the tilted axis is uniform on its spherical cap (uniform on SO(3) at 180)."""
-    spin = _axis_angle(np.tile([0.0, 1.0, 0.0], (len(u.matrix), 1)), 2 * np.pi * u.take())
-    cos_tilt = 1 - u.take() * (1 - np.cos(np.radians(POSE_TILT_DEG)))
-    azimuth = 2 * np.pi * u.take()
-    horizontal = np.stack([np.cos(azimuth), np.zeros_like(azimuth), np.sin(azimuth)], 1)
-    return _axis_angle(horizontal, np.arccos(cos_tilt)) @ spin
-
-
-def _unit(v):
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _lerp(bounds, u):
-    return bounds[0] + (bounds[1] - bounds[0]) * u
-
-
-def _sample_streams(seed, n):
-    """One independent random stream per sample, so a sample's scene does not
-    depend on which other samples are rendered with it."""
-    return [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, i))) for i in range(n)]
-
-
-class _Columns:
-    """Hands out consecutive columns of a (B, K) matrix of per-sample draws, in
-    the order asked for (a fixed order, so the draws of every sample line up)."""
-
-    def __init__(self, matrix):
-        self.matrix, self.used = matrix, 0
-
-    def take(self, k=None):
-        width = 1 if k is None else k
-        if self.used + width > self.matrix.shape[1]:
-            raise RuntimeError("per-sample draw budget exhausted; raise _N_UNIFORM/_N_NORMAL")
-        cols = self.matrix[:, self.used:self.used + width]
-        self.used += width
-        return cols[:, 0] if k is None else cols
-
-
-def _texture_params(u, g, scale, contrast, away_from=None):
-    """Colours and texture of one surface for a batch: a dict of (B, ...) arrays.
-
-    With `away_from` (B, 3), the main colour is placed at a random distance of
-    OBJECT_COLOR_DISTANCE from it in a random direction (the way that stays
-    furthest inside the RGB cube), so the surface stands out against it.
-    """
-    color_a, color_b = u.take(3), u.take(3)
-    direction = _unit(g.take(3)) * _lerp(OBJECT_COLOR_DISTANCE, u.take())[:, None]
-    if away_from is not None:
-        plus, minus = np.clip(away_from + direction, 0, 1), np.clip(away_from - direction, 0, 1)
-        further = np.linalg.norm(plus - away_from, axis=1) >= np.linalg.norm(minus - away_from, axis=1)
-        color_a = np.where(further[:, None], plus, minus)
-    return {
-        "kind": np.minimum((u.take() * 4).astype(np.int64), 3),  # plain, stripes, checker, noise
-        "color_a": color_a,
-        # The second colour moves only part of the way from the first one.
-        "color_b": color_a + _lerp(contrast, u.take())[:, None] * (color_b - color_a),
-        "freq": scale * (1.0 + 2.5 * u.take()),
-        "phase": 2 * np.pi * u.take(3),
-        "axes": _unit(g.take(9).reshape(-1, 3, 3)),
-    }
-
-
-def _albedo(tex, pick, x, y, z):
-    """Colour of a textured surface at points (x, y, z); `pick` maps a (B, ...)
-    parameter to the shape of the points (per-sample broadcast or gather)."""
-    kind = pick(tex["kind"])
-    waves = []
-    for k in range(3):
-        axis = tex["axes"][:, k]
-        arg = pick(tex["freq"]) * (pick(axis[:, 0]) * x + pick(axis[:, 1]) * y + pick(axis[:, 2]) * z)
-        waves.append(np.sin(arg + pick(tex["phase"][:, k])))
-    # Soft-edged patterns (clipped, steep sinusoids) alias less at 32-64 px.
-    stripes = np.clip(0.5 + 1.5 * waves[0], 0.0, 1.0)
-    checker = np.clip(0.5 + 4.0 * waves[0] * waves[1] * waves[2], 0.0, 1.0)
-    noise = 0.5 + (waves[0] + waves[1] + waves[2]) / 6.0
-    mix = np.select([kind == 1, kind == 2, kind == 3], [stripes, checker, noise], 0.0)
-    a, b = pick(tex["color_a"]), pick(tex["color_b"])
-    return (a + (b - a) * mix[..., None]).astype(np.float32)
-
-
-def _march(label, origin, direction, t_near, t_far, footprint):
-    """Sphere-trace rays (object coordinates); return the hit distance (inf = miss)."""
-    n = len(t_near)
-    t_hit = np.full(n, np.inf, np.float32)
-    idx = np.arange(n)
-    (ox, oy, oz), (dx, dy, dz) = origin.T, direction.T
-    t, t_far = t_near.copy(), t_far.copy()
-    tol = np.float32(HIT_TOLERANCE * footprint)
-    f = np.zeros(n, np.float32)
-    for _ in range(MAX_STEPS):
-        f = _sdf(label, ox + t * dx, oy + t * dy, oz + t * dz)
-        # Tolerance grows with distance (a fraction of a pixel's footprint):
-        # grazing rays at silhouettes then stop after a few steps.
-        hit = f < tol * t
-        t_hit[idx[hit]] = t[hit]
-        alive = ~hit & (t < t_far)
-        if not alive.all():
-            idx, ox, oy, oz, dx, dy, dz, t, t_far, f = (
-                a[alive] for a in (idx, ox, oy, oz, dx, dy, dz, t, t_far, f))
-        if not len(idx):
-            break
-        t = t + f
-    # Rays still marching after MAX_STEPS run along a surface: count the
-    # close ones as hits rather than punching holes into the silhouette.
-    close = f < 3 * tol * t
-    t_hit[idx[close]] = t[close]
-    return t_hit
-
-
-def _normals(label, x, y, z):
-    """Unit SDF gradients (tetrahedral central differences), object coordinates."""
-    h = np.float32(1e-3)
-    grad = np.zeros((len(x), 3), np.float32)
-    for k in ((1, -1, -1), (-1, -1, 1), (-1, 1, -1), (1, 1, 1)):
-        f = _sdf(label, x + h * k[0], y + h * k[1], z + h * k[2])
-        grad += f[:, None] * np.array(k, np.float32)
-    return _unit(grad + np.float32(1e-12))
-
-
-def _render_chunk(label, streams, size):
-    """Render B samples of one shape; return (rgb uint8 (B,H,W,3), depth mm uint16 (B,H,W))."""
-    b_count, p_count = len(streams), size * size
-    f32 = np.float32
-    # Every sample draws from its stream in the same order and amounts.
-    uniform = np.stack([s.random(_N_UNIFORM) for s in streams])
-    normal = np.stack([s.standard_normal(_N_NORMAL) for s in streams])
-    pix_normal = np.stack([s.standard_normal((4, p_count), np.float32) for s in streams])
-    pix_uniform = np.stack([s.random((3, p_count), np.float32) for s in streams])
-    u, g = _Columns(uniform), _Columns(normal)
-
-    # Camera rays, shared by all samples.
-    half = np.tan(np.radians(FOV_DEG) / 2)
-    coords = (np.arange(size) + 0.5) / size * 2 - 1
-    px, py = np.meshgrid(coords * half, -coords * half)
-    rays = _unit(np.stack([px.ravel(), py.ravel(), np.ones(p_count)], axis=1))  # (P, 3)
-    footprint = 2 * half / size
-
-    # Pose: rotation, scale, centre (placed by its projection, then distance).
-    rot = _poses(u)
-    scale = _lerp(OBJECT_SCALE_M, u.take())
-    dist = _lerp(OBJECT_DISTANCE_M, u.take())
-    offset = OBJECT_OFFSET * (2 * u.take(2) - 1) * half
-    centre = np.stack([offset[:, 0] * dist, offset[:, 1] * dist, dist], axis=1)
-
-    # Background plane: normal within BG_TILT_DEG of +z, at a gap behind the
-    # object's bounding sphere so the two never intersect.
-    tilt = np.radians(BG_TILT_DEG) * np.sqrt(u.take())
-    azimuth = 2 * np.pi * u.take()
-    bg_normal = np.stack([np.sin(tilt) * np.cos(azimuth), np.sin(tilt) * np.sin(azimuth), np.cos(tilt)], 1)
-    bg_offset = (bg_normal * centre).sum(1) + scale * _BOUND[label] + _lerp(BG_GAP_M, u.take())
-    t_bg = bg_offset[:, None] / (rays @ bg_normal.T).T  # (B, P): all rays hit it (tilt + FOV < 90 deg)
-    bg_points = [t_bg * rays[:, k] for k in range(3)]
-
-    # Rays in object coordinates: p = R^T (t d - c) / s = o + (t / s) R^T d.
-    obj_origin = -np.einsum("bji,bj->bi", rot, centre) / scale[:, None]
-    obj_dirs = np.einsum("bji,pj->bpi", rot, rays)  # (B, P, 3), unit length
-    along = np.einsum("bi,bpi->bp", obj_origin, obj_dirs)
-    disc = along ** 2 - ((obj_origin ** 2).sum(1) - _BOUND[label] ** 2)[:, None]
-    cand_b, cand_p = np.nonzero(disc > 0)
-    root = np.sqrt(disc[cand_b, cand_p])
-    t_near = np.maximum(-along[cand_b, cand_p] - root, 0.0).astype(f32)
-    t_far = (-along[cand_b, cand_p] + root).astype(f32)
-    t_local = _march(label, obj_origin[cand_b].astype(f32), obj_dirs[cand_b, cand_p].astype(f32),
-                     t_near, t_far, footprint)
-    hit = np.isfinite(t_local)
-    hit_b, hit_p, t_local = cand_b[hit], cand_p[hit], t_local[hit]
-    hit_local = obj_origin[hit_b] + t_local[:, None] * obj_dirs[hit_b, hit_p]  # (n, 3)
-    t_world = t_local * scale[hit_b]
-    z_obj = t_world * rays[hit_p, 2]
-
-    # Appearance.
-    bg_tex = _texture_params(u, g, 3.0, BG_TEXTURE_CONTRAST)
-    obj_tex = _texture_params(u, g, 3.0, OBJECT_TEXTURE_CONTRAST, away_from=bg_tex["color_a"])
-    light = _unit(np.stack([2 * u.take() - 1, 2 * u.take() - 1, -(0.3 + 0.7 * u.take())], 1))
-    ambient = _lerp(AMBIENT, u.take())
-    flat = u.take() < P_FLAT_LIGHT
-    ambient = np.where(flat, 1.0, ambient)
-    camouflage = u.take() < P_CAMOUFLAGE
-    jitter = 1 + CAMOUFLAGE_JITTER * (2 * u.take() - 1)
-    exposure = _lerp(EXPOSURE, u.take())
-    rgb_noise = _lerp(RGB_NOISE, u.take())
-
-    def shade(normal_dot_light, sample):
-        return ambient[sample] + (1 - ambient[sample]) * np.maximum(normal_dot_light, 0.0)
-
-    per_sample = lambda a: a[:, None]  # noqa: E731
-    bg_albedo = _albedo(bg_tex, per_sample, *bg_points)  # (B, P, 3)
-    # The plane faces the camera (normal -bg_normal), lit like any surface.
-    bg_shade = shade(-(bg_normal * light).sum(1), np.arange(b_count))
-    rgb = bg_albedo * bg_shade[:, None, None]
-
-    at_hit = lambda a: a[hit_b]  # noqa: E731
-    obj_albedo = _albedo(obj_tex, at_hit, *hit_local.T)
-    # Camouflage: the object wears the background's colour and texture at the
-    # very pixels it covers, so only shading (if any) outlines it.
-    obj_albedo = np.where(camouflage[hit_b, None], bg_albedo[hit_b, hit_p] * jitter[hit_b, None], obj_albedo)
-    world_normal = np.einsum("nij,nj->ni", rot[hit_b], _normals(label, *hit_local.T.astype(f32)))
-    rgb[hit_b, hit_p] = obj_albedo * shade((world_normal * light[hit_b]).sum(1), hit_b)[:, None]
-    rgb = rgb * exposure[:, None, None] + rgb_noise[:, None, None] * pix_normal[:, 1:].transpose(0, 2, 1)
-    rgb8 = np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8).reshape(b_count, size, size, 3)
-
-    # Depth sensor.
-    depth_failure = u.take() < P_DEPTH_FAILURE
-    interference = depth_failure & (u.take() < 0.5)
-    transparent = depth_failure & ~interference
-    # A transparent (or mirror-like) object is invisible to the sensor, which
-    # measures the background through it: depth loses the shape, RGB keeps it.
-    solid = ~transparent[hit_b]
-    z = bg_points[2].copy()
-    z[hit_b[solid], hit_p[solid]] = z_obj[solid]
-    z = z.reshape(b_count, size, size)
-    sigma_b = _lerp(DEPTH_NOISE_B, u.take()) * np.where(interference, FAILURE_NOISE_GAIN, 1.0)
-    bias = 1 + DEPTH_SCALE_BIAS * (2 * u.take() - 1)
-    sigma = DEPTH_NOISE_A + sigma_b[:, None, None] * z ** 2
-    measured = z * bias[:, None, None] + sigma * pix_normal[:, 0].reshape(b_count, size, size)
-
-    # Invalid pixels: depth discontinuities (mixed returns at silhouettes)...
-    jump = np.zeros(z.shape, bool)
-    for axis in (1, 2):
-        step = np.abs(np.diff(z, axis=axis)) > DEPTH_EDGE_JUMP_M
-        jump |= np.pad(step, [(0, 0)] + [(0, 1) if a == axis else (0, 0) for a in (1, 2)])
-        jump |= np.pad(step, [(0, 0)] + [(1, 0) if a == axis else (0, 0) for a in (1, 2)])
-    draw_edge, draw_drop, draw_glint = (pix_uniform[:, k].reshape(b_count, size, size) for k in range(3))
-    missing = jump & (draw_edge < _lerp(DEPTH_EDGE_DROP, u.take())[:, None, None])
-    # ...random dropout (worse under interference)...
-    dropout = np.where(interference, FAILURE_DROPOUT, _lerp(DEPTH_DROPOUT, u.take()))
-    missing |= draw_drop < dropout[:, None, None]
-    # ...the odd lost return through a transparent object (a faint trace of it)...
-    behind_glass = np.zeros((b_count, p_count), bool)
-    behind_glass[hit_b[~solid], hit_p[~solid]] = True
-    missing |= behind_glass.reshape(z.shape) & (draw_glint < TRANSPARENT_DROP)
-    # ...and elliptical holes (specular or dark patches, occluded projector).
-    n_holes = np.floor(u.take() * (DEPTH_HOLES_MAX + 1))
-    grid = (np.arange(size) + 0.5) / size
-    for k in range(DEPTH_HOLES_MAX):
-        cy, cx, angle = u.take(), u.take(), np.pi * u.take()
-        ra, rb = _lerp(DEPTH_HOLE_RADIUS, u.take()), _lerp(DEPTH_HOLE_RADIUS, u.take())
-        dy = grid[None, :, None] - cy[:, None, None]
-        dx = grid[None, None, :] - cx[:, None, None]
-        cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-        inside = ((dx * cos + dy * sin) / ra[:, None, None]) ** 2 + \
-            ((dy * cos - dx * sin) / rb[:, None, None]) ** 2 < 1
-        missing |= inside & (k < n_holes)[:, None, None]
-    depth_mm = np.round(np.clip(measured, 0.0, MAX_DEPTH_M) * 1000)
-    depth_mm[missing] = 0
-    return rgb8, depth_mm.astype(np.uint16)
-
-
-def render_rgbd(labels, seed, size=64):
-    """Render one RGB-D sample per label.
-
-    Args:
-        labels: int array (N,) of class indices into `CLASS_NAMES`.
-        seed: non-negative int; the same (labels, seed, size) give identical output.
-        size: image height and width in pixels.
-
-    Returns:
-        (rgb, depth): uint8 (N, size, size, 3) and uint16 (N, size, size) depth
-        in millimetres, 0 where the sensor returned nothing.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or (len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES))):
-        raise ValueError(f"labels must be a 1-D array of ints in [0, {len(CLASS_NAMES) - 1}]")
-    if int(size) != size or size < 8:
-        raise ValueError(f"size must be an integer >= 8; got {size!r}")
-    size = int(size)
-    streams = _sample_streams(int(seed), len(labels))
-    rgb = np.zeros((len(labels), size, size, 3), np.uint8)
-    depth = np.zeros((len(labels), size, size), np.uint16)
-    # One shape per chunk: the tracer then evaluates a single distance function.
-    for label in range(len(CLASS_NAMES)):
-        rows = np.flatnonzero(labels == label)
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start:start + CHUNK]
-            rgb[chunk], depth[chunk] = _render_chunk(label, [streams[i] for i in chunk], size)
-    return rgb, depth
-
-
-def _cache_path(cache_dir, n_per_class, size, seed):
+def _cache_path(cache_dir, n_per_class, size, seed, knobs):
     if cache_dir is None:
         cache_dir = os.environ.get("DISCOMKD_CACHE", DEFAULT_CACHE_DIR)
-    name = f"{NAME}-v{FORMAT_VERSION}-n{n_per_class}-s{size}-seed{seed}.npz"
+    name = f"{NAME}-v{FORMAT_VERSION}-n{n_per_class}-s{size}-seed{seed}"
+    changed = {k: v for k, v in knobs.items() if v != SCENE_DEFAULTS[k]}
+    if changed:  # scenes drawn with other knobs: a name of their own
+        digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:12]
+        name += f"-knobs{digest}"
+    name += ".npz"
     return os.path.join(os.path.expanduser(cache_dir), name)
 
 
@@ -512,7 +109,7 @@ def to_inputs(rgb, depth, size):
     return {"rgb": x_rgb, "depth": np.clip(x_depth, *np.float32(spec["depth"]["clip"]))}
 
 
-def load_synthetic_rgbd(n_per_class=500, size=64, seed=0, cache_dir=None):
+def load_synthetic_rgbd(n_per_class=500, size=64, seed=0, cache_dir=None, knobs=None):
     """The paired RGB-D set of `n_per_class` samples per shape, cached on disk.
 
     Args:
@@ -521,6 +118,8 @@ def load_synthetic_rgbd(n_per_class=500, size=64, seed=0, cache_dir=None):
         seed: non-negative int; fixes the samples, their order and the split.
         cache_dir: directory of the cache file; None means $DISCOMKD_CACHE or
             ~/.cache/discomkd-keras.
+        knobs: {name: value} overrides of the scene's difficulty knobs
+            (`rgbd_renderer.SCENE_DEFAULTS`).
 
     Returns:
         A validated `MultiModalDataset` with modalities "rgb" and "depth".
@@ -529,15 +128,19 @@ def load_synthetic_rgbd(n_per_class=500, size=64, seed=0, cache_dir=None):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise DataError(f"{NAME}: {arg} must be an integer >= {low}; got {value!r}.")
     n_per_class, size, seed = int(n_per_class), int(size), int(seed)
+    try:
+        knobs = scene_knobs(knobs)
+    except ValueError as err:
+        raise DataError(f"{NAME}: {err}") from None
     # Rows in a seeded random order, so that consumers that forget to shuffle
     # do not see one class at a time.
     order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     labels = order.permutation(np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), n_per_class))
 
-    path = _cache_path(cache_dir, n_per_class, size, seed)
+    path = _cache_path(cache_dir, n_per_class, size, seed, knobs)
     cached = _read_cache(path, labels, size)
     if cached is None:
-        rgb, depth = render_rgbd(labels, seed, size)
+        rgb, depth = render_rgbd(labels, seed, size, knobs)
         _write_cache(path, rgb, depth, labels)
     else:
         rgb, depth = cached
