@@ -81,9 +81,9 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
          fsdd_dir, mnist_path, augment, grl_schedule, tag, precision, work_dir, out_dir, verbose):
     """Compare DisCoM-KD with unimodal twins, teacher + KD/DKD/MLKD students
     and its own ablations; write a Markdown table and a PNG."""
-    from discomkd_keras.comparison import METHOD_LABELS, make_raw, run_comparison, write_report
+    from comparison import METHOD_LABELS, make_raw, run_comparison, write_report
     from discomkd_keras.data import DataError
-    from discomkd_keras.training import RunError
+    from discomkd_keras.run_directory import RunError
 
     preset = PRESETS[dataset]
     data_spec = dict(preset["data"])

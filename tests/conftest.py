@@ -1,5 +1,9 @@
 import os
+import sys
+from pathlib import Path
 
+# Benchmark tooling (benchmarks/comparison.py) is tested too, but is not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 # Quiet TensorFlow's start-up chatter in test logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

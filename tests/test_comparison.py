@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from discomkd_keras.comparison import run_comparison, summarise, write_report
+from comparison import run_comparison, summarise, write_report  # benchmarks/comparison.py
 from helpers import write_released
 
 pytestmark = pytest.mark.portable

@@ -1,5 +1,6 @@
-"""DisCoM-KD against its baselines and ablations on one data set, several seeds
-(issue 6): the runs, their raw results, and the Markdown + PNG report.
+"""DisCoM-KD against its baselines and ablations on one data set, several seeds:
+the runs, their raw results, and the Markdown + PNG report (benchmark tooling,
+not part of the installed package).
 
 `benchmarks/compare_methods.py` is the command line over `run_comparison`
 and `write_report`. Every run is an ordinary run directory (train_run), so a
@@ -67,7 +68,9 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
     The students of seed s learn from the teacher of seed s.
     """
     from discomkd_keras.data import load_data
-    from discomkd_keras.training import prepare_run_dir, read_history, resolve_config, train_run
+    from discomkd_keras.config import resolve_config
+    from discomkd_keras.run_directory import prepare_run_dir, read_history
+    from discomkd_keras.training import train_run
 
     unknown = [m for m in methods if m not in METHOD_LABELS]
     if unknown:
@@ -202,7 +205,7 @@ def format_markdown(raw, summary, png_name):
         "",
         f"Measured {raw['date']} on {raw['machine'].get('cpus')} CPU core(s) "
         f"({raw['machine'].get('platform')}; Keras {raw['machine'].get('keras')} on "
-        f"{raw['machine'].get('backend')}). Written by `discomkd_keras.comparison` from "
+        f"{raw['machine'].get('backend')}). Written by `benchmarks/comparison.py` from "
         f"`{raw['dataset']}.json`; numbers are never edited by hand.",
         "",
         f"**Settings:** encoders {o.get('encoders') or 'default'}, D = {o.get('feature_dim')}, "
@@ -300,7 +303,7 @@ def plot_comparison(raw, summary, path):
 
 def write_report(raw, out_dir):
     """Write OUT/<dataset>.json (raw), .md (tables) and .png (bars); return the paths."""
-    from discomkd_keras.training import write_atomic
+    from discomkd_keras.run_directory import write_atomic
 
     if not raw.get("runs"):
         raise ValueError("No runs to report.")
