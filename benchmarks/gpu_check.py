@@ -21,7 +21,9 @@ from pathlib import Path
 import keras
 
 from discomkd_keras.data import load_data
-from discomkd_keras.training import read_history, resolve_config, train_run
+from discomkd_keras.config import resolve_config
+from discomkd_keras.run_directory import read_history
+from discomkd_keras.training import train_run
 
 
 def main():

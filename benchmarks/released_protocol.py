@@ -150,7 +150,7 @@ def run_project(data_dir, seed, epochs, arguments, run_dir, log):
     if proc.returncode != 0:
         raise RuntimeError(f"discomkd-keras train failed (see {run_dir / 'log.txt'}): "
                            f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
-    from discomkd_keras.training import read_history
+    from discomkd_keras.run_directory import read_history
     results = json.loads((run_dir / "results.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
     history = read_history(run_dir / "history.csv")
@@ -170,7 +170,7 @@ def mean_std(values):
 
 def write_report(raw, out_dir):
     """released-protocol.json (every run) and .md (the table), written atomically."""
-    from discomkd_keras.training import write_atomic
+    from discomkd_keras.run_directory import write_atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

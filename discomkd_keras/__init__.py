@@ -1,6 +1,12 @@
 """DisCoM-KD in Keras 3: one multi-branch model learns every single-modality
-classifier at once (Ienco & Fraga Dantas, BMVC 2024, arXiv 2408.07080)."""
+classifier at once (Ienco & Fraga Dantas, BMVC 2024, arXiv 2408.07080).
 
+The public names below are imported on first use, so that `import
+discomkd_keras` (and the command line's --help) does not start Keras and its
+backend; `from discomkd_keras import DisCoMKD` works as usual.
+"""
+
+import importlib
 import os
 
 # Keep TensorFlow's C++ start-up chatter out of users' terminals (set before keras imports it).
@@ -8,9 +14,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from discomkd_keras.encoders import ENCODER_FAMILIES, build_encoder  # noqa: E402
-from discomkd_keras.gradient_reversal import GRLScheduler, GradientReversal, dann_lambda  # noqa: E402
-from discomkd_keras.losses import LOSS_TERMS, loss_terms  # noqa: E402
-from discomkd_keras.model import DisCoMKD, FeatureSplit  # noqa: E402
-from discomkd_keras.students import DistilledStudents  # noqa: E402
-from discomkd_keras.teacher import MultimodalTeacher  # noqa: E402
+_PUBLIC = {
+    "DisCoMKD": "model", "FeatureSplit": "model", "check_model_arguments": "model",
+    "GradientReversal": "gradient_reversal", "GRLScheduler": "gradient_reversal",
+    "dann_lambda": "gradient_reversal",
+    "LOSS_TERMS": "losses", "loss_terms": "losses",
+    "ENCODER_FAMILIES": "encoders", "build_encoder": "encoders",
+    "DistilledStudents": "students", "MultimodalTeacher": "teacher",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"discomkd_keras.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'discomkd_keras' has no attribute {name!r}")
+
+
+def register_custom_objects():
+    """Import the modules whose layers and models `.keras` files name (safe-mode loading
+    finds only registered classes)."""
+    importlib.import_module("discomkd_keras.students")  # imports model, teacher, the GRL layer

@@ -18,6 +18,8 @@ from keras import ops
 LOSS_TERMS = ("cl", "adv", "mod", "aux", "perp")
 PERP_MODES = ("abs", "cos", "square")
 MODALITY_TARGETS = ("labels", "released")
+# Every DisCoM-KD term switched off: the task loss alone (the baselines' weights).
+TASK_LOSS_ONLY = {t: (1.0 if t == "cl" else 0.0) for t in LOSS_TERMS}
 
 
 def cross_entropy(labels, logits):

@@ -28,7 +28,11 @@ from pathlib import Path
 
 CONFIG, STATE, HISTORY, RESULTS = "config.json", "state.json", "history.csv", "results.json"
 BEST_DIR, PLOTS_DIR, EVALUATION_DIR = "best", "plots", "evaluation"
-FRESH_STATE = {"epoch": 0, "checkpoint": None, "best": {}}
+
+
+def fresh_state():
+    """state.json of a run that has checkpointed no epoch yet."""
+    return {"epoch": 0, "checkpoint": None, "best": {}}
 
 
 class RunError(ValueError):
@@ -79,6 +83,9 @@ def load_model_file(path):
     """Load a `.keras` file in safe mode, turning any failure into one clear line."""
     import keras
 
+    from discomkd_keras import register_custom_objects
+
+    register_custom_objects()
     path = Path(path)
     if not path.is_file():
         raise RunError(f"Missing model file: {path}")
@@ -100,7 +107,7 @@ def read_run(run_dir):
     if not is_run(run_dir):
         raise RunError(f"{run_dir} is not a run directory (no {CONFIG}).")
     config = read_json(run_dir / CONFIG)
-    state = read_json(run_dir / STATE) if (run_dir / STATE).exists() else dict(FRESH_STATE)
+    state = read_json(run_dir / STATE) if (run_dir / STATE).exists() else fresh_state()
     return config, state
 
 

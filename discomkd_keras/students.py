@@ -14,12 +14,11 @@ must hold all modalities of one sample (`PairedBatches`).
 import keras
 
 from discomkd_keras.distillation_losses import dkd_loss, kd_loss, mlkd_loss
-from discomkd_keras.losses import LOSS_TERMS
+from discomkd_keras.losses import TASK_LOSS_ONLY
 from discomkd_keras.model import DisCoMKD, _scale_for_replicas
 from discomkd_keras.teacher import MultimodalTeacher
 
 DISTILLATION_METHODS = ("kd", "dkd", "mlkd")
-STUDENT_LOSS_WEIGHTS = {t: (1.0 if t == "cl" else 0.0) for t in LOSS_TERMS}
 # DisCoMKD arguments the students fix (their DisCoM-KD terms are off).
 STUDENT_FIXED = ("loss_weights", "perp_mode", "grl_lambda", "modality_targets")
 
@@ -69,7 +68,7 @@ class DistilledStudents(DisCoMKD):
                                     conventions=teacher_conventions, name="teacher")
         teacher.trainable = False  # also puts its BatchNorm layers in inference mode
         super().__init__(input_shapes, num_classes, encoders=encoders, feature_dim=feature_dim,
-                         loss_weights=STUDENT_LOSS_WEIGHTS,
+                         loss_weights=TASK_LOSS_ONLY,
                          extra_outputs=lambda inputs: {"teacher": teacher(inputs)}, **kwargs)
         self.teacher = teacher
         self.method = method

@@ -2,5 +2,5 @@
 one modality's best classifier -> a verified, quantized `.tflite` + model card."""
 
 from discomkd_keras.export.tflite_export import (  # noqa: F401
-    IO_TYPES, QUANTIZATIONS, ExportError, export_modality, read_run)
+    IO_TYPES, QUANTIZATIONS, ExportError, export_modalities, export_modality, read_run)
 from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, check_export, format_report  # noqa: F401

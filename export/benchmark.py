@@ -102,3 +102,27 @@ def format_table(modality, rows, runs):
                  f"latency = median of {runs} batch-1 invocations after 20 warm-up runs "
                  f"(LiteRT interpreter, XNNPACK).")
     return "\n".join(lines)
+
+
+def bench_export_run(run_dir, modality="all", quantizations=QUANTIZATIONS, runs=200, out_file=None,
+                     log=print):
+    """`discomkd-keras bench-export`: the table of every requested modality (its data
+    loaded once), yielded as it is done; all of them also written to `out_file`."""
+    from discomkd_keras.data import load_data
+    from discomkd_keras.export.tflite_export import ExportError, read_run
+    from discomkd_keras.run_directory import write_atomic
+
+    config, _ = read_run(run_dir)
+    modalities = config["modalities"] if modality == "all" else [modality]
+    for m in modalities:
+        if m not in config["modalities"]:
+            raise ExportError(f"Unknown modality {m!r}; this run has: {', '.join(config['modalities'])}.")
+    data = load_data(config["data"])
+    tables = []
+    for m in modalities:
+        log(f"Benchmarking {m} ...")
+        tables.append(format_table(m, bench_export(run_dir, m, quantizations, runs=runs, data=data,
+                                                   log=log), runs))
+        yield tables[-1]
+    if out_file:
+        write_atomic(out_file, f"Run: {run_dir}\n\n" + "\n\n".join(tables) + "\n")

@@ -275,3 +275,16 @@ def _tensor_card(details, layout):
             "layout": layout, "dtype": np.dtype(details["dtype"]).name,
             "quantization": {"scale": float(scale), "zero_point": int(zero_point)}
             if details["dtype"] != np.float32 else None}
+
+
+def export_modalities(run_dir, modality, out_dir=None, log=print, **options):
+    """`discomkd-keras export`: export one modality or "all" (the data loaded once);
+    yields (folder, card) per modality. `options` go to `export_modality`."""
+    from discomkd_keras.data import load_data
+
+    config, _ = read_run(run_dir)
+    modalities = config["modalities"] if modality == "all" else [modality]
+    data = load_data(config["data"]) if len(modalities) > 1 else None
+    for m in modalities:
+        card = export_modality(run_dir, m, out_dir=out_dir, data=data, log=log, **options)
+        yield (Path(out_dir) if out_dir else Path(run_dir) / "export") / m, card

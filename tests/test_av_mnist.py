@@ -98,7 +98,7 @@ def test_preprocessing_dicts(official):
 
     pre = official.preprocessing
     json.dumps(pre)
-    assert pre["image"] == {"raw": "8-bit grayscale image, 28x28", "layout": "HWC",
+    assert pre["image"] == {"encoding": "gray8", "raw": "8-bit grayscale image, 28x28", "layout": "HWC",
                             "scale": 1 / 255, "offset": 0.0, "height": 28, "width": 28}
     assert pre["audio"]["spectrogram"] == av_mnist.SPECTROGRAM_PARAMS
     assert pre["audio"]["layout"] == "HWC (mels, frames, 1)"

@@ -13,7 +13,8 @@ from discomkd_keras.cli import main
 from discomkd_keras.data.multimodal_dataset import MultiModalDataset
 from discomkd_keras.data.unpaired_batches import PairedBatches
 from discomkd_keras.model import DisCoMKD
-from discomkd_keras.students import STUDENT_LOSS_WEIGHTS, DistilledStudents
+from discomkd_keras.losses import TASK_LOSS_ONLY
+from discomkd_keras.students import DistilledStudents
 from discomkd_keras.teacher import MultimodalTeacher
 from helpers import write_released
 
@@ -79,7 +80,7 @@ def test_unimodal_twins_share_nothing():
     finals = []
     for other_seed in (1, 2):
         keras.utils.set_random_seed(7)
-        model = DisCoMKD(SHAPES, 3, loss_weights=STUDENT_LOSS_WEIGHTS, **ARCH)
+        model = DisCoMKD(SHAPES, 3, loss_weights=TASK_LOSS_ONLY, **ARCH)
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
         heads = {n: [w.copy() for w in model.get_layer(n).get_weights()]
                  for n in ("aux_classifier", "adv_discriminator", "inf_discriminator")}
@@ -170,7 +171,7 @@ def test_every_method_trains_through_the_cli(tmp_path):
         assert result.exit_code == 0, (method, result.output)
         config = json.loads((run / "config.json").read_text())
         assert config["method"] == method
-        assert config["loss_weights"] == STUDENT_LOSS_WEIGHTS
+        assert config["loss_weights"] == TASK_LOSS_ONLY
         results = json.loads((run / "results.json").read_text())
         assert set(results) == {"rgb", "vec"}
         # The deployed student is exactly DisCoM-KD's branch: same parameter count.
@@ -225,7 +226,7 @@ def test_students_refuse_a_teacher_of_other_data_or_a_non_teacher(tmp_path):
 
 def test_teacher_needs_paired_data(tmp_path):
     from discomkd_keras.data import DataError
-    from discomkd_keras.training import resolve_config
+    from discomkd_keras.config import resolve_config
 
     data = paired_images()
     data.splits["depth"] = {"train": np.arange(12), "valid": np.arange(12, 18), "test": np.arange(18, 24)}

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from discomkd_keras.cli import main
 from discomkd_keras.metrics import weighted_f1
-from discomkd_keras.training import read_history
+from discomkd_keras.run_directory import read_history
 from helpers import write_released
 
 pytestmark = pytest.mark.portable
@@ -103,6 +103,23 @@ def test_bad_train_input(tmp_path, args, message):
     result = run_cli("train", *args, "--run-dir", run, "--epochs", 1, "--quiet")
     assert result.exit_code == 2, result.output
     assert message in result.output
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", "0", "epochs must be an integer >= 1; got 0."),
+    ("--batch-size", "0", "batch size must be an integer >= 1; got 0."),
+    ("--workers", "0", "workers must be an integer >= 1; got 0."),
+    ("--lr", "0", "learning rate must be > 0; got 0.0."),
+    ("--lr", "-0.001", "learning rate must be > 0; got -0.001."),
+])
+def test_an_explicit_zero_is_validated_not_replaced_by_the_preset(tmp_path, option, value, message):
+    # `--epochs 0` once silently meant "the preset" (300 ResNet-18 epochs on released data).
+    d = write_released(tmp_path / "data")
+    run = tmp_path / "run"
+    result = run_cli("train", "--data-dir", d, "--run-dir", run, option, value, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert f"Error: {message}" in result.output
     assert not run.exists()
 
 

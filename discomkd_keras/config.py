@@ -1,0 +1,232 @@
+"""The configuration of a run: defaults, presets, data specs, encoder choice and
+validation, resolved into the one JSON-able dict saved as RUN_DIR/config.json.
+
+The CLI and the benchmarks build their runs here, so every default and preset
+is written once.
+"""
+
+import json
+import platform
+from pathlib import Path
+
+from discomkd_keras.data import DataError, SOURCES
+from discomkd_keras.losses import LOSS_TERMS, TASK_LOSS_ONLY
+
+METHODS = ("discomkd", "unimodal", "teacher", "kd", "dkd", "mlkd")
+STUDENT_METHODS = ("kd", "dkd", "mlkd")
+PAIRED_METHODS = ("teacher",) + STUDENT_METHODS
+STRATEGIES = ("auto", "mirrored", "multiworker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+# The paper's protocol (method.md): ResNet-18 from scratch, D = 512, Adam 1e-4,
+# batch 128 per modality, 300 epochs.
+PAPER = {"encoder": "resnet18", "feature_dim": 512, "epochs": 300, "learning_rate": 1e-4,
+         "batch_size": 128}
+# Where a built-in data set departs from it: small encoders and few epochs, so
+# that a run finishes on a laptop CPU in minutes. Every value is an option.
+PRESETS = {
+    "synthetic-rgbd": {"encoder": "dscnn", "feature_dim": 128, "epochs": 10, "learning_rate": 1e-3,
+                       "batch_size": 32},
+    "av-mnist": {"encoder": "lenet", "feature_dim": 128, "epochs": 6, "learning_rate": 1e-3,
+                 "batch_size": 64},
+    "released": dict(PAPER, encoder=None),  # None: each modality's kind picks (resnet18 / mlp)
+}
+
+TRAIN_DEFAULTS = {
+    "method": "discomkd",
+    "teacher_run": None,
+    "epochs": PAPER["epochs"],
+    "batch_size": PAPER["batch_size"],
+    "learning_rate": PAPER["learning_rate"],
+    "feature_dim": PAPER["feature_dim"],
+    "encoders": {},
+    "loss_weights": {t: 1.0 for t in LOSS_TERMS},
+    "perp_mode": "abs",
+    "modality_targets": "labels",
+    "conventions": "torch",
+    "grl_schedule": "constant",
+    "grl_lambda": 1.0,
+    "augment": {},
+    "seed": 0,
+    "strategy": "auto",
+    "precision": "float32",
+    "tensorboard": False,
+    "workers": 1,
+}
+
+
+def data_spec(source=None, data_dir=None, modalities=None, split_seed=None, synthetic_size=64,
+              synthetic_per_class=500, fsdd_dir=None, mnist_path=None, av_split="official",
+              test_speaker="theo", pairing="unpaired", seed=0, synthetic_knobs=None):
+    """The JSON-able spec `load_data` reads, from the CLI's data options.
+
+    source: one of SOURCES; default "released" when `data_dir` is given, else
+    the built-in synthetic RGB-D set.
+    synthetic_knobs: {name: number or [low, high]} scene-knob overrides.
+    """
+    if source is None:
+        source = "released" if data_dir is not None else "synthetic-rgbd"
+    if source not in SOURCES:
+        raise DataError(f"Unknown data source {source!r}; expected one of {SOURCES}.")
+    if source == "released":
+        if data_dir is None:
+            raise DataError("--data released needs --data-dir DIR.")
+        spec = {"source": source, "directory": str(Path(data_dir).resolve()),
+                "split_seed": split_seed}
+    elif source == "synthetic-rgbd":
+        spec = {"source": source, "n_per_class": synthetic_per_class, "size": synthetic_size,
+                "seed": 0}
+        if synthetic_knobs:
+            spec["knobs"] = dict(synthetic_knobs)
+    else:
+        spec = {"source": source,
+                "fsdd_dir": str(Path(fsdd_dir).resolve()) if fsdd_dir else None,
+                "mnist_path": str(Path(mnist_path).resolve()) if mnist_path else None,
+                "split": av_split, "pairing": pairing, "seed": seed}
+        if av_split == "speaker":
+            spec["test_speaker"] = test_speaker
+    if modalities:
+        spec["modalities"] = list(modalities)
+    return spec
+
+
+def choose_encoders(data, encoder_items, preset_encoder=None):
+    """{modality: family} from repeated `[MOD=]FAMILY` items (a bare FAMILY applies to
+    every non-vector modality); without items, the preset's family for those modalities."""
+    families = {}
+    for item in encoder_items:
+        if "=" in item:
+            name, family = (part.strip() for part in item.split("=", 1))
+            families[name] = family
+        else:
+            families.update({m: item.strip() for m in data.modalities if data.kinds[m] != "vector"})
+    if not encoder_items and preset_encoder:
+        families = {m: preset_encoder for m in data.modalities if data.kinds[m] != "vector"}
+    return families
+
+
+def with_preset(options, source):
+    """`options` with every value left as None taken from the data source's preset
+    (an explicit value, 0 included, is kept and validated later)."""
+    preset = PRESETS[source]
+    out = dict(options)
+    for key in ("epochs", "batch_size", "learning_rate", "feature_dim"):
+        if out.get(key) is None:
+            out[key] = preset[key]
+    return out
+
+
+def versions():
+    import keras
+    import numpy as np
+
+    from discomkd_keras import __version__
+
+    found = {"discomkd_keras": __version__, "keras": keras.__version__,
+             "numpy": np.__version__, "python": platform.python_version(),
+             "backend": keras.backend.backend()}
+    try:
+        import tensorflow as tf
+        found["tensorflow"] = tf.__version__
+    except ImportError:
+        found["tensorflow"] = None
+    if keras.backend.backend() == "jax":
+        import jax
+        found["jax"] = jax.__version__
+    return found
+
+
+def _check_values(config):
+    if config["strategy"] not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {config['strategy']!r}; expected one of {STRATEGIES}.")
+    if config["precision"] not in PRECISIONS:
+        raise ValueError(f"Unknown precision {config['precision']!r}; expected one of {PRECISIONS}.")
+    for key in ("epochs", "batch_size", "workers"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key.replace('_', ' ')} must be an integer >= 1; got {value!r}.")
+    if not float(config["learning_rate"]) > 0:
+        raise ValueError(f"learning rate must be > 0; got {config['learning_rate']!r}.")
+
+
+def resolve_config(spec, data, options):
+    """The full config of a run: defaults overlaid with `options`, plus what the data fixes.
+
+    Raises ValueError (DataError, RunError) naming the first problem, before
+    anything is written: the model's own argument checks run here too.
+    """
+    from discomkd_keras.model import check_model_arguments
+
+    unknown = sorted(set(options) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown training options {unknown}.")
+    config = json.loads(json.dumps(TRAIN_DEFAULTS))
+    for key, value in options.items():
+        if isinstance(config[key], dict):
+            config[key].update(value or {})
+        elif value is not None:
+            config[key] = value
+    _check_values(config)
+    for m in list(config["encoders"]) + list(config["augment"]):
+        if m not in data.modalities:
+            raise DataError(f"Unknown modality {m!r}; the data has: {', '.join(data.modalities)}.")
+    _resolve_method(config, options, spec, data)
+    config.update({
+        "data": dict(spec, modalities=data.modalities),
+        "dataset": data.name,
+        "modalities": data.modalities,
+        "input_shapes": {m: list(data.input_shape(m)) for m in data.modalities},
+        "kinds": data.kinds,
+        "class_names": list(data.class_names),
+        "preprocessing": data.preprocessing,
+        "split_sizes": {m: {s: int(len(i)) for s, i in data.splits[m].items()}
+                        for m in data.modalities},
+        "versions": versions(),
+    })
+    check_model_arguments(config["input_shapes"], len(config["class_names"]),
+                          config["encoders"] or None, config["feature_dim"],
+                          config["loss_weights"], config["perp_mode"],
+                          config["modality_targets"], config["conventions"])
+    return config
+
+
+def _resolve_method(config, options, spec, data):
+    """Check the method's needs and fix what it implies (its loss weights, its teacher)."""
+    from discomkd_keras.run_directory import RunError, best_path, read_run
+
+    method = config["method"]
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
+    if method != "discomkd":
+        if options.get("loss_weights"):
+            raise ValueError(f"--loss-weight applies to DisCoM-KD only; method {method!r} trains "
+                             "with the task loss (and its distillation term).")
+        config["loss_weights"] = dict(TASK_LOSS_ONLY)
+    if method in PAIRED_METHODS and not data.paired:
+        hint = " (AV-MNIST: --pairing paired)" if data.name.startswith("av-mnist") else ""
+        raise DataError(f"Method {method!r} needs paired data, every sample in every modality; "
+                        f"{data.name}'s modalities are unpaired{hint}.")
+    if method not in STUDENT_METHODS:
+        if config["teacher_run"]:
+            raise ValueError(f"--teacher is for the kd, dkd and mlkd methods, not {method!r}.")
+        return
+    if not config["teacher_run"]:
+        raise ValueError(f"Method {method!r} needs --teacher RUN_DIR, a run trained with "
+                         "--method teacher on the same data.")
+    teacher_dir = Path(config["teacher_run"])
+    try:
+        teacher, _ = read_run(teacher_dir)
+    except RunError as err:
+        raise RunError(f"--teacher {err}") from None
+    if teacher.get("method") != "teacher":
+        raise RunError(f"--teacher {teacher_dir} is a {teacher.get('method', 'discomkd')!r} run, "
+                       "not a teacher (train one with --method teacher).")
+    if teacher["data"] != dict(spec, modalities=data.modalities) \
+            or teacher["class_names"] != list(data.class_names):
+        raise RunError(f"--teacher {teacher_dir} was trained on other data "
+                       f"({teacher['data']}); the students need a teacher of the same data.")
+    if not best_path(teacher_dir, "teacher").exists():
+        raise RunError(f"--teacher {teacher_dir} has no best/teacher.keras yet.")
+    config["teacher_run"] = str(teacher_dir.resolve())
+    config["teacher"] = {"encoders": teacher["encoders"], "feature_dim": teacher["feature_dim"],
+                         "conventions": teacher.get("conventions", "keras")}

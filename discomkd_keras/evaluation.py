@@ -1,0 +1,87 @@
+"""Testing a run's kept classifiers: test metrics (RUN_DIR/results.json, written
+at the end of training) and `discomkd-keras evaluate` (confusion matrices and
+the embedding map in RUN_DIR/evaluation/)."""
+
+from pathlib import Path
+
+import numpy as np
+
+from discomkd_keras.data import load_data
+from discomkd_keras.metrics import accuracy, confusion_matrix, weighted_f1
+from discomkd_keras.plots import plot_confusion, plot_embeddings
+from discomkd_keras.run_directory import (EVALUATION_DIR, RESULTS, RunError, deployed_names,
+                                          load_best, load_model_file, read_run, write_json)
+
+
+def split_xy(data, name, split):
+    """(x, y) of a modality's split; for "teacher", all modalities' paired rows."""
+    if name == "teacher":
+        first = data.modalities[0]
+        return {m: data.split(m, split)[0] for m in data.modalities}, data.split(first, split)[1]
+    return data.split(name, split)
+
+
+def predict_logits(classifier, x, batch_size):
+    """Logits for x; padded to whole batches so the compiled predict step sees
+    one shape only (no retracing on the last, partial batch)."""
+    def padded(a):
+        return np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a
+
+    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    pad = -n % batch_size
+    x = {m: padded(a) for m, a in x.items()} if isinstance(x, dict) else padded(x)
+    out = classifier.predict(x, batch_size=batch_size, verbose=0)
+    return np.asarray(out, dtype=np.float32)[:n]
+
+
+def score_best_classifiers(run_dir, data, config):
+    """Test accuracy and weighted F1 of every kept best classifier -> results.json."""
+    run_dir = Path(run_dir)
+    results = {}
+    for m in deployed_names(config):
+        clf, best = load_best(run_dir, m)
+        x, y = split_xy(data, m, "test")
+        pred = predict_logits(clf, x, config["batch_size"]).argmax(1)
+        results[m] = {"test_accuracy": accuracy(y, pred),
+                      "test_weighted_f1": weighted_f1(y, pred, data.num_classes),
+                      "best_epoch": best["epoch"], "valid_weighted_f1": best["f1"],
+                      "test_samples": int(len(y)),
+                      "parameters": int(clf.count_params()),
+                      "confusion_matrix": confusion_matrix(y, pred, data.num_classes).tolist()}
+    write_json(run_dir / RESULTS, results)
+    return results
+
+
+def evaluate_run(run_dir, max_points=400):
+    """Test metrics, confusion matrices and the 2-D embedding map of a run.
+
+    Writes evaluation/{results.json, confusion_<m>.png, embeddings.png}.
+    The embedding map uses the last checkpoint's full model (the best
+    classifiers hold no z_irr).
+    """
+    run_dir = Path(run_dir)
+    config, state = read_run(run_dir)
+    if not state.get("checkpoint"):
+        raise RunError(f"{run_dir} has no finished epoch yet; nothing to evaluate.")
+    data = load_data(config["data"])
+    out = run_dir / EVALUATION_DIR
+    out.mkdir(exist_ok=True)
+    results = score_best_classifiers(run_dir, data, config)
+    for m in results:
+        plot_confusion(np.array(results[m]["confusion_matrix"]), data.class_names,
+                       f"{m}: test confusion (best epoch {results[m]['best_epoch']})",
+                       out / f"confusion_{m}.png")
+    if config.get("method") != "teacher":  # a teacher has no z_inv / z_inf / z_irr to map
+        model = load_model_file(run_dir / state["checkpoint"])
+        embeddings = {}
+        rng = np.random.default_rng(0)
+        for m in data.modalities:
+            x, y = data.split(m, "test")
+            rows = np.sort(rng.permutation(len(y))[:max_points])
+            z = model.embedder(m).predict(x[rows], batch_size=config["batch_size"], verbose=0)
+            embeddings[m] = ({k: np.asarray(v, np.float32) for k, v in z.items()}, y[rows])
+        results["_modality_separation"] = plot_embeddings(
+            embeddings, data.class_names, out / "embeddings.png",
+            title=f"{config['dataset']}, epoch {state['epoch']}")
+    write_json(out / RESULTS, results)
+    return results
