@@ -315,7 +315,7 @@ def export_command(run_dir, modality, quantization, io_type, out_dir, representa
 
     try:
         if check_dir is not None:
-            card, report = check_export(check_dir)
+            card, report = check_export(check_dir, run_dir)
             click.echo(format_report(card["modality"], report))
             if not report["passed"]:
                 sys.exit(1)
