@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from discomkd_keras import run_directory
-from discomkd_keras.edge_demo import model_card
+from discomkd_keras.edge_demo import model_card, runtime
 from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, verify
 
 QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
@@ -173,7 +173,6 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
                     per_tensor=False, log=print):
     """Convert, verify and write one modality; return its model card (a dict)."""
     from discomkd_keras.data import load_data
-    from discomkd_keras.export.tflite_runner import TFLiteClassifier, op_names
 
     run_dir = Path(run_dir)
     config, state = read_run(run_dir)
@@ -209,7 +208,7 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
     flatbuffer = convert(model, quantization, representative, io_type, per_tensor)
     log(f"[{modality}] converted ({quantization}, {io_type} I/O) in "
         f"{time.perf_counter() - started:.1f}s: {len(flatbuffer) / 1024:.1f} KiB")
-    ops = op_names(flatbuffer)
+    ops = runtime.op_names(flatbuffer)
 
     x_test, y_test = data.split(modality, "test")
     keras_probs = keras_probabilities(model, x_test)
@@ -219,7 +218,7 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
                           f"{report['agreement']:.4f} < threshold {threshold} "
                           f"({quantization}); nothing was written.")
 
-    tflite = TFLiteClassifier(flatbuffer)
+    tflite = runtime.Classifier(flatbuffer)
     source = {"run": run_dir.resolve().name, "checkpoint": f"{run_directory.BEST_DIR}/{modality}.keras",
               "checkpoint_sha256": checkpoint_sha256, "epoch": best["epoch"],
               "valid_weighted_f1": best["f1"], "dataset": config["dataset"],

@@ -12,10 +12,10 @@ DEFAULT_THRESHOLDS = {"float32": 0.999, "float16": 0.995, "dynamic": 0.98, "int8
 
 def verify(model, x, y, keras_probs, num_classes, threshold):
     """The report of a TFLite model (path or bytes) against the Keras probabilities."""
-    from discomkd_keras.export.tflite_runner import TFLiteClassifier
+    from discomkd_keras.edge_demo.runtime import Classifier
     from discomkd_keras.metrics import accuracy, weighted_f1
 
-    tflite_probs = TFLiteClassifier(model).predict(x)
+    tflite_probs = Classifier(model).predict(x)
     keras_pred, tflite_pred = keras_probs.argmax(1), tflite_probs.argmax(1)
     agreement = float(np.mean(keras_pred == tflite_pred))
     return {
@@ -54,6 +54,7 @@ def check_export(export_dir, run_dir=None):
     from discomkd_keras import run_directory
     from discomkd_keras.data import load_data
     from discomkd_keras.edge_demo import model_card
+    from discomkd_keras.edge_demo.runtime import ModelFileError
     from discomkd_keras.export.tflite_export import (ExportError, keras_probabilities,
                                                      load_best_classifier, probability_model,
                                                      read_run)
@@ -94,6 +95,6 @@ def check_export(export_dir, run_dir=None):
         "threshold", DEFAULT_THRESHOLDS.get(card.get("quantization"), 0.98))
     try:
         report = verify(model_path, x, y, keras_probs, data.num_classes, threshold)
-    except ValueError as err:
-        raise ExportError(f"{model_path} is not a valid TFLite model: {err}") from None
+    except ModelFileError as err:
+        raise ExportError(str(err)) from None
     return card, report

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from discomkd_keras.cli import main
 from discomkd_keras.data import load_data
 from discomkd_keras.edge_demo import model_card
+from discomkd_keras.edge_demo.runtime import Classifier
 from discomkd_keras.export import ExportError, export_modality
-from discomkd_keras.export.tflite_runner import TFLiteClassifier
 from discomkd_keras.run_directory import file_sha256
 from helpers import write_released
 
@@ -48,13 +48,13 @@ def test_float32_matches_keras_and_card_is_consistent(run, tmp_path):
 
     config = json.loads((run / "config.json").read_text())
     x, y = load_data(config["data"]).split("rgb", "test")
-    tflite = TFLiteClassifier(folder / "rgb.tflite").predict(x)
+    tflite = Classifier(folder / "rgb.tflite").predict(x)
     np.testing.assert_allclose(tflite, keras_probs(run, "rgb", x), atol=1e-5)
     v = card["verification"]
     assert v["agreement"] == 1.0 and v["passed"] and v["samples"] == len(y) == 36
     assert v["tflite_accuracy"] == v["keras_accuracy"]
 
-    tflite = TFLiteClassifier(folder / "rgb.tflite")
+    tflite = Classifier(folder / "rgb.tflite")
     inp, out = tflite.input, tflite.output
     assert card["input"]["shape"] == list(inp["shape"]) == [1, 28, 28, 3]
     assert card["input"]["name"] == inp["name"] and card["input"]["dtype"] == "float32"
@@ -83,7 +83,7 @@ def test_int8_agrees_with_keras(run, tmp_path, io_type):
     v = card["verification"]
     assert v["agreement"] >= 0.98 and v["passed"]
     assert card["representative_samples"] == 100
-    inp = TFLiteClassifier(tmp_path / "rgb" / "rgb.tflite").input
+    inp = Classifier(tmp_path / "rgb" / "rgb.tflite").input
     assert card["input"]["dtype"] == np.dtype(inp["dtype"]).name == io_type
     if io_type != "float32":
         scale, zero_point = inp["quantization"]
@@ -102,7 +102,7 @@ def test_int8_per_tensor_has_one_scale_per_convolution_kernel(run, tmp_path):
     assert tensor["verification"]["agreement"] >= 0.98
 
     def most_conv_scales(path):  # convolution kernels are the 4-D int8 tensors
-        details = TFLiteClassifier(path).interpreter.get_tensor_details()
+        details = Classifier(path).interpreter.get_tensor_details()
         return max(len(d["quantization_parameters"]["scales"]) for d in details
                    if len(d["shape"]) == 4 and d["dtype"] == np.int8)
 
@@ -265,5 +265,5 @@ def test_mixed_precision_classifier_exports_as_float32(tmp_path):
     np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(loaded(x), dtype="float32"),
                                rtol=2e-2, atol=2e-2)
     probs = probability_model(loaded, "a")
-    tflite = TFLiteClassifier(convert(probs, "float32")).predict(x)
+    tflite = Classifier(convert(probs, "float32")).predict(x)
     np.testing.assert_allclose(tflite, np.asarray(probs(x)), atol=1e-5)
