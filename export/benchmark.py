@@ -37,9 +37,9 @@ def count_macs(model):
 
 
 def time_model(model_path, x, threads, runs, warmup=20):
-    from discomkd_keras.export.tflite_runner import TFLiteClassifier
+    from discomkd_keras.edge_demo.runtime import Classifier
 
-    classifier = TFLiteClassifier(model_path, num_threads=threads)
+    classifier = Classifier(model_path, num_threads=threads)
     sample = x[0]
     for _ in range(warmup):
         classifier(sample)

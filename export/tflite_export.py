@@ -9,7 +9,6 @@ Writes OUT/<modality>/{<modality>.tflite, labels.txt, model_card.json}
 through a temporary folder renamed into place.
 """
 
-import json
 import os
 import re
 import shutil
@@ -20,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from discomkd_keras import run_directory
+from discomkd_keras.edge_demo import model_card, runtime
 from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, verify
 
 QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
 IO_TYPES = ("float32", "int8", "uint8")
-CARD_FORMAT = "discomkd-keras/model-card/v1"
 
 
 class ExportError(ValueError):
@@ -174,7 +173,6 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
                     per_tensor=False, log=print):
     """Convert, verify and write one modality; return its model card (a dict)."""
     from discomkd_keras.data import load_data
-    from discomkd_keras.export.tflite_runner import op_names
 
     run_dir = Path(run_dir)
     config, state = read_run(run_dir)
@@ -198,6 +196,8 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
                           "data set would be empty).")
 
     classifier, best = load_best_classifier(run_dir, modality)
+    # `export --check` compares it: a card belongs to exactly this checkpoint file.
+    checkpoint_sha256 = run_directory.file_sha256(run_directory.best_path(run_dir, modality))
     data = data if data is not None else load_data(config["data"])
     x_train, _ = data.split(modality, "train")
     rows = np.random.default_rng(seed).permutation(len(x_train))[: int(representative_size)]
@@ -208,7 +208,7 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
     flatbuffer = convert(model, quantization, representative, io_type, per_tensor)
     log(f"[{modality}] converted ({quantization}, {io_type} I/O) in "
         f"{time.perf_counter() - started:.1f}s: {len(flatbuffer) / 1024:.1f} KiB")
-    ops = op_names(flatbuffer)
+    ops = runtime.op_names(flatbuffer)
 
     x_test, y_test = data.split(modality, "test")
     keras_probs = keras_probabilities(model, x_test)
@@ -218,44 +218,49 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
                           f"{report['agreement']:.4f} < threshold {threshold} "
                           f"({quantization}); nothing was written.")
 
-    from ai_edge_litert.interpreter import Interpreter
-    interpreter = Interpreter(model_content=flatbuffer)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    preprocessing = dict(config["preprocessing"].get(modality, {}))
-    card = {
-        "format": CARD_FORMAT,
-        "modality": modality,
-        "kind": config["kinds"][modality],
-        "model_file": f"{modality}.tflite",
-        "labels_file": "labels.txt",
-        "class_names": config["class_names"],
-        "quantization": quantization,
-        "weight_scales": ("per-tensor" if per_tensor else "per-channel")
-        if quantization in ("int8", "dynamic") else None,
-        "input": _tensor_card(inp, "NHWC" if len(inp["shape"]) == 4 else "NF"),
-        "output": dict(_tensor_card(out, "NK"), meaning="class probabilities (softmax)"),
-        "preprocessing": preprocessing,
-        "source": {"run_dir": str(run_dir.resolve()), "checkpoint": f"best/{modality}.keras",
-                   "epoch": best["epoch"], "valid_weighted_f1": best["f1"],
-                   "dataset": config["dataset"], "data": config["data"],
-                   "encoder": config["encoders"].get(modality), "versions": config["versions"]},
-        "file_size_bytes": len(flatbuffer),
-        "parameters": int(classifier.count_params()),
-        "ops": ops,
-        "representative_samples": int(len(representative)) if quantization == "int8" else 0,
-        "verification": report,
-    }
+    tflite = runtime.Classifier(flatbuffer)
+    source = {"run": run_dir.resolve().name, "checkpoint": f"{run_directory.BEST_DIR}/{modality}.keras",
+              "checkpoint_sha256": checkpoint_sha256, "epoch": best["epoch"],
+              "valid_weighted_f1": best["f1"], "dataset": config["dataset"],
+              "encoder": config["encoders"].get(modality), "versions": config["versions"]}
+    try:
+        card = model_card.build_card(
+            modality=modality, kind=config["kinds"][modality], model_file=f"{modality}.tflite",
+            class_names=config["class_names"], quantization=quantization,
+            weight_scales=("per-tensor" if per_tensor else "per-channel")
+            if quantization in ("int8", "dynamic") else None,
+            input_tensor=_tensor_card(tflite.input, "NHWC" if len(tflite.input["shape"]) == 4 else "NF"),
+            output_tensor=dict(_tensor_card(tflite.output, "NK"), meaning="class probabilities (softmax)"),
+            preprocessing=_card_preprocessing(config, data, modality), source=source,
+            file_size_bytes=len(flatbuffer), parameters=int(classifier.count_params()), ops=ops,
+            representative_samples=int(len(representative)) if quantization == "int8" else 0,
+            verification=report)
+        card_text = model_card.card_json(card)
+    except model_card.ModelCardError as err:
+        raise ExportError(f"[{modality}] {err}") from None
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{modality}.", dir=out_dir))
     try:
         (tmp / card["model_file"]).write_bytes(flatbuffer)
-        (tmp / "labels.txt").write_text("\n".join(config["class_names"]) + "\n")
-        (tmp / "model_card.json").write_text(json.dumps(card, indent=2))
+        (tmp / card["labels_file"]).write_text("\n".join(config["class_names"]) + "\n")
+        (tmp / model_card.CARD_FILE).write_text(card_text)
         _replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return card
+
+
+def _card_preprocessing(config, data, modality):
+    """The run's recorded preprocessing of the modality. Runs trained before the data
+    sources named their input encoding lack `encoding`; it comes from the data source
+    then (the same code read the same data)."""
+    recorded = dict(config["preprocessing"].get(modality, {}))
+    if "encoding" not in recorded:
+        current = data.preprocessing.get(modality, {})
+        if "encoding" in current:
+            recorded["encoding"] = current["encoding"]
+    return recorded
 
 
 def _replace_dir(new, target):

@@ -1,6 +1,8 @@
 """The check built into every export: the TFLite model against its Keras twin
 on the run's TEST split (accuracy, weighted F1, argmax agreement, largest
-probability difference)."""
+probability difference), and `export --check`, which repeats it later."""
+
+from pathlib import Path
 
 import numpy as np
 
@@ -9,10 +11,11 @@ DEFAULT_THRESHOLDS = {"float32": 0.999, "float16": 0.995, "dynamic": 0.98, "int8
 
 
 def verify(model, x, y, keras_probs, num_classes, threshold):
-    from discomkd_keras.export.tflite_runner import TFLiteClassifier
+    """The report of a TFLite model (path or bytes) against the Keras probabilities."""
+    from discomkd_keras.edge_demo.runtime import Classifier
     from discomkd_keras.metrics import accuracy, weighted_f1
 
-    tflite_probs = TFLiteClassifier(model).predict(x)
+    tflite_probs = Classifier(model).predict(x)
     keras_pred, tflite_pred = keras_probs.argmax(1), tflite_probs.argmax(1)
     agreement = float(np.mean(keras_pred == tflite_pred))
     return {
@@ -40,35 +43,58 @@ def format_report(modality, report):
     return "\n".join(lines)
 
 
-def check_export(model_dir):
-    """Re-run the verification of an existing export folder; return (card, report)."""
-    import json
-    from pathlib import Path
+def check_export(export_dir, run_dir=None):
+    """Re-run the verification of an export folder against the run it came from;
+    return (card, report).
 
+    The card names its run only by name and checkpoint sha256 (no paths), so the
+    run is `run_dir`, by default the folder two levels up (the default export
+    location is RUN_DIR/export/<modality>). Its name and the sha256 of its best
+    checkpoint must match the card; the test split comes from the run's config."""
+    from discomkd_keras import run_directory
     from discomkd_keras.data import load_data
+    from discomkd_keras.edge_demo import model_card
+    from discomkd_keras.edge_demo.runtime import ModelFileError
     from discomkd_keras.export.tflite_export import (ExportError, keras_probabilities,
-                                                     load_best_classifier, probability_model)
+                                                     load_best_classifier, probability_model,
+                                                     read_run)
 
-    model_dir = Path(model_dir)
-    card_path = model_dir / "model_card.json"
-    if not card_path.is_file():
-        raise ExportError(f"{model_dir} is not an export folder (no model_card.json).")
+    export_dir = Path(export_dir)
     try:
-        card = json.loads(card_path.read_text())
-        model_path = model_dir / card["model_file"]
-        run_dir = Path(card["source"]["run_dir"])
-        modality = card["modality"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ExportError(f"{card_path} is not a valid model card ({err}).") from None
+        card, _ = model_card.read_export(export_dir)
+    except model_card.ModelCardError as err:
+        raise ExportError(str(err)) from None
+    model_path = export_dir / card["model_file"]
     if not model_path.is_file():
         raise ExportError(f"Missing model file {model_path}.")
+    source, modality = card["source"], card["modality"]
+    how = f"pass the run directory: discomkd-keras export RUN_DIR --check {export_dir}"
+    if run_dir is None:
+        run_dir = export_dir.resolve().parent.parent
+        if not run_directory.is_run(run_dir):
+            raise ExportError(f"{export_dir} is not in its run's export folder ({run_dir} is not a "
+                              f"run directory) and was exported from run {source['run']!r}; {how}.")
+    run_dir = Path(run_dir)
+    if not run_directory.is_run(run_dir):
+        raise ExportError(f"{run_dir} is not a run directory (no {run_directory.CONFIG}); "
+                          f"{export_dir} was exported from run {source['run']!r}.")
+    if run_dir.resolve().name != source["run"]:
+        raise ExportError(f"{export_dir} was exported from run {source['run']!r}, not from "
+                          f"{run_dir} ({run_dir.resolve().name!r}); {how}.")
+    checkpoint = run_directory.best_path(run_dir, modality)
+    if not checkpoint.is_file() or run_directory.file_sha256(checkpoint) != source["checkpoint_sha256"]:
+        raise ExportError(f"The run's best classifier changed since this export: {checkpoint} is "
+                          f"not the checkpoint (sha256 {source['checkpoint_sha256'][:12]}...) that "
+                          f"{export_dir} was exported from; re-export it.")
+    config, _ = read_run(run_dir)
     classifier, _ = load_best_classifier(run_dir, modality)
-    data = load_data(card["source"]["data"])
+    data = load_data(config["data"])
     x, y = data.split(modality, "test")
     keras_probs = keras_probabilities(probability_model(classifier, modality), x)
+    threshold = (card.get("verification") or {}).get(
+        "threshold", DEFAULT_THRESHOLDS.get(card.get("quantization"), 0.98))
     try:
-        report = verify(model_path.read_bytes(), x, y, keras_probs, data.num_classes,
-                        card["verification"]["threshold"])
-    except ValueError as err:
-        raise ExportError(f"{model_path} is not a valid TFLite model: {err}") from None
+        report = verify(model_path, x, y, keras_probs, data.num_classes, threshold)
+    except ModelFileError as err:
+        raise ExportError(str(err)) from None
     return card, report

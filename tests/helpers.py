@@ -1,4 +1,4 @@
-"""Small on-disk data sets for tests, in the released layout."""
+"""Small on-disk data sets (released layout) and a valid model card, for tests."""
 
 import numpy as np
 
@@ -24,3 +24,23 @@ def write_released(directory, n_per_class=20, classes=3, image=(3, 12, 12), vect
         np.save(directory / "valid_idx.npy", np.sort(order[cut[0]: cut[1]]))
         np.save(directory / "test_idx.npy", np.sort(order[cut[1]:]))
     return directory
+
+
+def card_fields(**changes):
+    """model_card.build_card arguments of a valid card: a small 8-bit RGB image model."""
+    base = dict(
+        modality="rgb", kind="image", model_file="rgb.tflite", class_names=["a", "b", "c"],
+        quantization="int8", weight_scales="per-channel",
+        input_tensor={"name": "serve_rgb:0", "shape": [1, 16, 16, 3], "layout": "NHWC",
+                      "dtype": "uint8", "quantization": {"scale": 0.5, "zero_point": 3}},
+        output_tensor={"name": "out", "shape": [1, 3], "layout": "NK", "dtype": "float32",
+                       "quantization": None, "meaning": "class probabilities (softmax)"},
+        preprocessing={"encoding": "rgb8", "raw": "8-bit RGB image, HxWx3", "layout": "HWC",
+                       "scale": 1 / 255, "offset": 0.0, "height": 16, "width": 16},
+        source={"run": "20250101-120000-synthetic-rgbd", "checkpoint": "best/rgb.keras",
+                "checkpoint_sha256": "0123456789abcdef" * 4, "epoch": 7, "valid_weighted_f1": 0.5,
+                "dataset": "synthetic-rgbd", "encoder": "dscnn", "versions": {"keras": "3"}},
+        file_size_bytes=1234, parameters=99, ops=["CONV_2D", "SOFTMAX"],
+        representative_samples=100, verification={"threshold": 0.98, "passed": True})
+    base.update(changes)
+    return base

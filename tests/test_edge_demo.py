@@ -2,11 +2,13 @@
 requirements.txt, and predicts what the Keras classifier predicts.
 
 A separate virtual environment gets only edge_demo/requirements.txt (no
-TensorFlow, Keras or discomkd_keras); tiny runs are trained here, exported
-(int8 and float32), their test samples written as the files a device would
-have (.npy, 8-bit PNG, 16-bit depth PNG, WAV), and `classify.py --json` run in
-that environment as a subprocess. Its top-1 classes must equal the Keras
-classifier's (RUN/best/<m>.keras + softmax) on the same samples.
+TensorFlow, Keras or discomkd_keras), and edge_demo's Python files are copied
+alone into a "device" folder, as on a Raspberry Pi; tiny runs are trained here,
+exported (int8 and float32), their test samples written as the files a device
+would have (.npy, 8-bit PNG, 16-bit depth PNG, WAV), and the copied
+`classify.py --json` run in that environment as a subprocess. Its top-1
+classes must equal the Keras classifier's (RUN/best/<m>.keras + softmax) on
+the same samples.
 """
 
 import json
@@ -24,9 +26,10 @@ from click.testing import CliRunner
 
 from discomkd_keras.cli import main
 from discomkd_keras.data import load_data
-from discomkd_keras.edge_demo import classify
+from discomkd_keras.edge_demo import classify, model_card
+from discomkd_keras.edge_demo.preprocessing import Preprocessor
+from discomkd_keras.edge_demo.runtime import Classifier
 from discomkd_keras.export import export_modality
-from discomkd_keras.export.tflite_runner import TFLiteClassifier
 from helpers import write_released
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -34,7 +37,8 @@ pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = ROOT / "edge_demo"
-CLASSIFY = EDGE / "classify.py"
+DEVICE_MODULES = ("classify", "model_card", "runtime", "preprocessing", "image_ops", "camera",
+                  "spectrogram")
 # pip output meaning "the package index cannot be reached", the only reason to skip.
 OFFLINE_SIGNS = ("No matching distribution found", "Could not find a version", "NewConnectionError",
                  "Temporary failure in name resolution", "Max retries exceeded",
@@ -51,8 +55,12 @@ def clean_env():
 
 @pytest.fixture(scope="module")
 def demo_python(tmp_path_factory):
-    """python of a fresh venv holding only edge_demo/requirements.txt."""
+    """python of a fresh venv holding only edge_demo/requirements.txt; edge_demo's
+    Python files are copied, without the package around them, to ../../device/."""
     where = tmp_path_factory.mktemp("demo-venv")
+    (where / "device").mkdir()
+    for module in DEVICE_MODULES:
+        shutil.copy(EDGE / f"{module}.py", where / "device")
     venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True,
                    env=clean_env(), cwd=where, timeout=300)
@@ -70,7 +78,8 @@ def demo_python(tmp_path_factory):
 
 
 def run_demo(python, *args, cwd=None):
-    return subprocess.run([str(python), str(CLASSIFY), *[str(a) for a in args]],
+    classify_py = Path(python).parents[2] / "device" / "classify.py"
+    return subprocess.run([str(python), str(classify_py), *[str(a) for a in args]],
                           capture_output=True, text=True, env=clean_env(),
                           cwd=cwd or Path(python).parents[2], timeout=300)
 
@@ -119,7 +128,7 @@ def assert_same_top1(demo, names, keras_p, labels, tflite_p):
 def assert_same_as_runner(demo, names, folder, x, atol=1e-5):
     """The demo's probabilities equal those of the export verifier's runner fed the
     training inputs (same preprocessing, same quantization); returns the runner's."""
-    ref = TFLiteClassifier(folder / f"{folder.name}.tflite").predict(x)
+    ref = Classifier(folder / f"{folder.name}.tflite").predict(x)
     for i, name in enumerate(names):
         for entry in demo[name]:
             assert entry["probability"] == pytest.approx(float(ref[i, entry["index"]]), abs=atol)
@@ -228,6 +237,12 @@ def test_demo_environment_has_no_tensorflow(demo_python):
     done = subprocess.run([str(demo_python), "-c", "import ai_edge_litert, numpy, PIL"],
                           capture_output=True, text=True, env=clean_env())
     assert done.returncode == 0, done.stderr
+    # Every device module imports from the copied folder alone, as a top-level module.
+    done = subprocess.run([str(demo_python), "-c", f"import {', '.join(DEVICE_MODULES)}; "
+                           "print(model_card.__file__)"], capture_output=True, text=True,
+                          env=clean_env(), cwd=demo_python.parents[2] / "device")
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).parent == demo_python.parents[2] / "device"
     helped = run_demo(demo_python, "--help")
     assert helped.returncode == 0 and "--benchmark" in helped.stdout and "--camera" in helped.stdout
 
@@ -256,8 +271,9 @@ def test_released_npy_matches_keras(demo_python, released):
         np.save(single, raw[0])
         demo, _ = demo_top(demo_python, out / "float32" / modality, [single], k=2)
         assert demo[str(single)][0]["index"] == int(keras_p[0].argmax())
-        card, _ = classify.load_card(out / "float32" / modality)
-        pre = classify.Preprocessor(card, tuple(card["input"]["shape"][1:]))
+        card, _ = model_card.read_export(out / "float32" / modality)
+        assert card["preprocessing"]["encoding"] == "float_raw"
+        pre = Preprocessor(card)
         np.testing.assert_array_equal(np.stack([v for _, v in pre.load(batch)]), x)
 
 
@@ -276,8 +292,9 @@ def test_av_mnist_png_and_wav_match_keras(demo_python, av_mnist):
     assert stderr == ""
     ref = assert_same_as_runner(demo, [str(p) for p in pngs], folder, x)
     assert_same_top1(demo, [str(p) for p in pngs], keras_probs(run, "image", x), labels, ref)
-    card, _ = classify.load_card(folder)
-    pre = classify.Preprocessor(card, (28, 28, 1))
+    card, _ = model_card.read_export(folder)
+    assert card["preprocessing"]["encoding"] == "gray8"
+    pre = Preprocessor(card)
     got = np.stack([pre.load(p)[0][1] for p in pngs])
     np.testing.assert_array_equal(got, x)  # bit-exact: both compute raw * float32(scale)
 
@@ -291,8 +308,9 @@ def test_av_mnist_png_and_wav_match_keras(demo_python, av_mnist):
     ref = assert_same_as_runner(demo, [str(p) for p in wavs], folder, xa, atol=1e-4)
     assert assert_same_top1(demo, [str(p) for p in wavs], keras_probs(run, "audio", xa), labels,
                             ref).all()
-    card, _ = classify.load_card(folder)
-    pre = classify.Preprocessor(card, tuple(card["input"]["shape"][1:]))
+    card, _ = model_card.read_export(folder)
+    assert card["preprocessing"]["encoding"] == "wav_pcm16"
+    pre = Preprocessor(card)
     np.testing.assert_allclose(np.stack([pre.load(p)[0][1] for p in wavs]), xa, atol=1e-4)
 
     # The benchmark, in text mode.
@@ -382,8 +400,12 @@ def test_rgbd_png_and_depth_png_match_keras(demo_python, rgbd):
     ref = assert_same_as_runner(demo, [str(p) for p in depth_pngs], folder, xd)
     assert assert_same_top1(demo, [str(p) for p in depth_pngs], keras_probs(run, "depth", xd),
                             labels, ref).all()
-    card, _ = classify.load_card(folder)
-    pre = classify.Preprocessor(card, (16, 16, 1))
+    card, _ = model_card.read_export(folder)
+    assert card["preprocessing"]["encoding"] == "depth_mm_uint16"
+    assert model_card.read_export(out / "rgb")[0]["preprocessing"]["encoding"] == "rgb8"
+    for modality in ("rgb", "depth"):  # no path of this machine (the run, the data cache)
+        assert str(root) not in (out / modality / "model_card.json").read_text()
+    pre = Preprocessor(card)
     np.testing.assert_array_equal(np.stack([pre.load(p)[0][1] for p in depth_pngs]), xd)
     # A depth image twice the size is resized by nearest neighbour back to the very same input.
     big = save_png(root / "depth_big.png", np.kron(depth16[0], np.ones((2, 2), np.uint16)))
@@ -425,6 +447,22 @@ def test_bad_model_folders_and_inputs(demo_python, released, tmp_path):
     (other / "model_card.json").write_text(json.dumps(card))
     line = one_error_line(run_demo(demo_python, other, sample))
     assert "[1, 12, 12, 3]" in line and "[1, 16, 16, 3]" in line
+
+    # A v1 card (no encoding) and a card whose encoding does not fit its input.
+    card = json.loads((good / "model_card.json").read_text())
+    old = json.loads(json.dumps(card))
+    old["format"] = "discomkd-keras/model-card/v1"
+    del old["preprocessing"]["encoding"]
+    (other / "model_card.json").write_text(json.dumps(old))
+    line = one_error_line(run_demo(demo_python, other, sample))
+    assert line.endswith("model_card.json: discomkd-keras/model-card/v1 is an old model card "
+                         "without an input encoding; re-export the model with `discomkd-keras "
+                         "export` to get a discomkd-keras/model-card/v2 card.")
+    card["preprocessing"]["encoding"] = "gray8"
+    (other / "model_card.json").write_text(json.dumps(card))
+    line = one_error_line(run_demo(demo_python, other, sample))
+    assert line.endswith("invalid model card: encoding 'gray8' needs a 1-channel input; the "
+                         "input shape is [1, 12, 12, 3].")
 
     notes = tmp_path / "notes.txt"
     notes.write_text("hello\n")

@@ -8,8 +8,10 @@ from click.testing import CliRunner
 
 from discomkd_keras.cli import main
 from discomkd_keras.data import load_data
+from discomkd_keras.edge_demo import model_card
+from discomkd_keras.edge_demo.runtime import Classifier
 from discomkd_keras.export import ExportError, export_modality
-from discomkd_keras.export.tflite_runner import TFLiteClassifier, make_interpreter
+from discomkd_keras.run_directory import file_sha256
 from helpers import write_released
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -39,25 +41,36 @@ def test_float32_matches_keras_and_card_is_consistent(run, tmp_path):
     card = export_modality(run, "rgb", quantization="float32", out_dir=tmp_path, log=lambda *_: None)
     folder = tmp_path / "rgb"
     assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", "model_card.json", "rgb.tflite"]
-    assert json.loads((folder / "model_card.json").read_text()) == card
+    text = (folder / "model_card.json").read_text()
+    assert json.loads(text) == card
+    assert model_card.read_export(folder) == (card, ["0", "1", "2"])
     assert (folder / "labels.txt").read_text().splitlines() == ["0", "1", "2"]
 
     config = json.loads((run / "config.json").read_text())
     x, y = load_data(config["data"]).split("rgb", "test")
-    tflite = TFLiteClassifier(folder / "rgb.tflite").predict(x)
+    tflite = Classifier(folder / "rgb.tflite").predict(x)
     np.testing.assert_allclose(tflite, keras_probs(run, "rgb", x), atol=1e-5)
     v = card["verification"]
     assert v["agreement"] == 1.0 and v["passed"] and v["samples"] == len(y) == 36
     assert v["tflite_accuracy"] == v["keras_accuracy"]
 
-    interpreter = make_interpreter(folder / "rgb.tflite")
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    tflite = Classifier(folder / "rgb.tflite")
+    inp, out = tflite.input, tflite.output
     assert card["input"]["shape"] == list(inp["shape"]) == [1, 28, 28, 3]
     assert card["input"]["name"] == inp["name"] and card["input"]["dtype"] == "float32"
     assert card["output"]["shape"] == list(out["shape"]) == [1, 3]
     assert card["file_size_bytes"] == (folder / "rgb.tflite").stat().st_size
-    assert card["source"]["epoch"] == json.loads((run / "best" / "rgb.json").read_text())["epoch"]
-    assert card["preprocessing"]["scale"] == 1.0 and card["kind"] == "image"
+    assert card["format"] == "discomkd-keras/model-card/v2"
+    assert card["preprocessing"]["encoding"] == "float_raw" and card["kind"] == "image"
+    assert card["preprocessing"]["scale"] == 1.0
+    # The source names the run and its checkpoint, never a path of this machine.
+    source = card["source"]
+    assert source["epoch"] == json.loads((run / "best" / "rgb.json").read_text())["epoch"]
+    assert (source["run"], source["checkpoint"]) == ("run", "best/rgb.keras")
+    assert source["checkpoint_sha256"] == file_sha256(run / "best" / "rgb.keras")
+    assert "run_dir" not in source and "data" not in source
+    for path in (run.resolve(), run.resolve().parent):
+        assert str(path) not in text and json.dumps(str(path))[1:-1] not in text
     # Builtins only: no Flex (Select TF) or custom ops.
     assert card["ops"] and all(op.isupper() and not op.startswith(("FLEX", "CUSTOM")) for op in card["ops"])
     assert "CONV_2D" in card["ops"] and "SOFTMAX" in card["ops"]
@@ -70,8 +83,7 @@ def test_int8_agrees_with_keras(run, tmp_path, io_type):
     v = card["verification"]
     assert v["agreement"] >= 0.98 and v["passed"]
     assert card["representative_samples"] == 100
-    interpreter = make_interpreter(tmp_path / "rgb" / "rgb.tflite")
-    inp = interpreter.get_input_details()[0]
+    inp = Classifier(tmp_path / "rgb" / "rgb.tflite").input
     assert card["input"]["dtype"] == np.dtype(inp["dtype"]).name == io_type
     if io_type != "float32":
         scale, zero_point = inp["quantization"]
@@ -90,7 +102,7 @@ def test_int8_per_tensor_has_one_scale_per_convolution_kernel(run, tmp_path):
     assert tensor["verification"]["agreement"] >= 0.98
 
     def most_conv_scales(path):  # convolution kernels are the 4-D int8 tensors
-        details = make_interpreter(path).get_tensor_details()
+        details = Classifier(path).interpreter.get_tensor_details()
         return max(len(d["quantization_parameters"]["scales"]) for d in details
                    if len(d["shape"]) == 4 and d["dtype"] == np.int8)
 
@@ -122,12 +134,66 @@ def test_modality_all_and_overwrite(run, tmp_path):
     assert json.loads((out / "vec" / "model_card.json").read_text())["quantization"] == "float16"
     assert sorted(p.name for p in out.iterdir()) == ["rgb", "vec"]  # no temp folders left
 
-    result = runner.invoke(main, ["export", "--check", str(out / "vec")])
+    # OUT is not under the run: the check needs RUN_DIR.
+    result = runner.invoke(main, ["export", str(run), "--check", str(out / "vec")])
     assert result.exit_code == 0 and "PASS" in result.output, result.output
     # A model that does not match its card's Keras twin fails the check.
     (out / "vec" / "vec.tflite").write_bytes((out / "rgb" / "rgb.tflite").read_bytes())
-    result = runner.invoke(main, ["export", "--check", str(out / "vec")])
+    result = runner.invoke(main, ["export", str(run), "--check", str(out / "vec")])
     assert result.exit_code != 0
+
+
+def test_check_finds_the_run_and_its_checkpoint(run, tmp_path):
+    import shutil
+
+    mine = tmp_path / "mine"
+    shutil.copytree(run, mine)
+    runner = CliRunner()
+    assert runner.invoke(main, ["export", str(mine), "--modality", "vec", "--quantize",
+                                "float32"]).exit_code == 0
+    folder = mine / "export" / "vec"
+    # The default export location RUN_DIR/export/<modality>: no RUN_DIR needed.
+    result = runner.invoke(main, ["export", "--check", str(folder)])
+    assert result.exit_code == 0 and "PASS" in result.output, result.output
+
+    def check_error(*args):
+        result = runner.invoke(main, ["export", *map(str, args), "--check", str(elsewhere)])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        return result.output.strip()
+
+    elsewhere = shutil.copytree(folder, tmp_path / "models" / "vec")
+    assert check_error() == (
+        f"Error: {elsewhere} is not in its run's export folder ({tmp_path} is not a run directory) "
+        f"and was exported from run 'mine'; pass the run directory: discomkd-keras export RUN_DIR "
+        f"--check {elsewhere}.")
+    assert check_error(tmp_path) == (f"Error: {tmp_path} is not a run directory (no config.json); "
+                                     f"{elsewhere} was exported from run 'mine'.")
+    assert runner.invoke(main, ["export", str(mine), "--check", str(elsewhere)]).exit_code == 0
+    renamed = shutil.copytree(mine, tmp_path / "renamed")
+    assert check_error(renamed) == (
+        f"Error: {elsewhere} was exported from run 'mine', not from {renamed} ('renamed'); "
+        f"pass the run directory: discomkd-keras export RUN_DIR --check {elsewhere}.")
+    sha = model_card.read_export(folder)[0]["source"]["checkpoint_sha256"]
+    with open(mine / "best" / "vec.keras", "ab") as f:
+        f.write(b"\0")
+    assert check_error(mine) == (
+        f"Error: The run's best classifier changed since this export: {mine / 'best' / 'vec.keras'} "
+        f"is not the checkpoint (sha256 {sha[:12]}...) that {elsewhere} was exported from; "
+        "re-export it.")
+
+
+def test_run_without_recorded_encoding_gets_the_data_sources(run, tmp_path):
+    """Runs trained before the data sources named their encoding still export a v2 card."""
+    import shutil
+
+    old = shutil.copytree(run, tmp_path / "old")
+    config = json.loads((old / "config.json").read_text())
+    for pre in config["preprocessing"].values():
+        del pre["encoding"]
+    (old / "config.json").write_text(json.dumps(config))
+    card = export_modality(old, "vec", quantization="float32", out_dir=tmp_path / "o",
+                           log=lambda *_: None)
+    assert card["preprocessing"]["encoding"] == "float_raw" and card["kind"] == "vector"
 
 
 def test_bad_inputs_write_nothing(run, tmp_path):
@@ -199,5 +265,5 @@ def test_mixed_precision_classifier_exports_as_float32(tmp_path):
     np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(loaded(x), dtype="float32"),
                                rtol=2e-2, atol=2e-2)
     probs = probability_model(loaded, "a")
-    tflite = TFLiteClassifier(convert(probs, "float32")).predict(x)
+    tflite = Classifier(convert(probs, "float32")).predict(x)
     np.testing.assert_allclose(tflite, np.asarray(probs(x)), atol=1e-5)

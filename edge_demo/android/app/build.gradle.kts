@@ -42,4 +42,6 @@ dependencies {
     implementation("androidx.core:core-ktx:1.13.1")
 
     testImplementation("junit:junit:4.13.2")
+    // ModelCardTest parses JSON on the JVM, where android.jar's org.json is only stubs.
+    testImplementation("org.json:json:20240303")
 }

@@ -7,7 +7,8 @@ import kotlin.math.min
 
 /**
  * The inference contract of an exported model, in plain Kotlin (no Android classes, so
- * it runs in JVM unit tests). Every step mirrors edge_demo/classify.py line for line:
+ * it runs in JVM unit tests). Every step mirrors edge_demo/ (image_ops.py, preprocessing.py,
+ * runtime.py and classify.py's top-k) line for line:
  *
  *  1. 8-bit pixels; a 1-channel model gets ITU-R 601 luma
  *     (19595 R + 38470 G + 7471 B + 32768) >> 16, as Pillow's convert("L").

@@ -5,7 +5,7 @@ import org.junit.Assert.assertEquals
 import org.junit.Test
 
 /**
- * The Kotlin contract against numbers printed by edge_demo/classify.py (NumPy) for the
+ * The Kotlin contract against numbers printed by edge_demo/image_ops.py and runtime.py for the
  * same synthetic image, so that the app and the Pi demo stay identical:
  *
  *   y, x = np.mgrid[0:7, 0:10]
