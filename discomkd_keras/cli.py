@@ -112,6 +112,9 @@ def main(verbose):
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs to RUN_DIR/tensorboard.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Threads preparing batches.")
+@click.option("--checkpoint-every", "checkpoint_seconds", type=float, default=120,
+              show_default=True, help="Seconds of training a crash may lose (at least one epoch "
+              "is always kept): the resume checkpoint is written no more often; 0: every epoch.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_per_class,
           synthetic_knobs, fsdd_dir, mnist_path, av_split, test_speaker, pairing, encoders,

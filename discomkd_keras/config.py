@@ -52,6 +52,8 @@ TRAIN_DEFAULTS = {
     "precision": "float32",
     "tensorboard": False,
     "workers": 1,
+    # A crash loses at most one epoch or this many seconds of training, whichever is more.
+    "checkpoint_seconds": 120,
 }
 
 
@@ -145,6 +147,8 @@ def _check_values(config):
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{key.replace('_', ' ')} must be an integer >= 1; got {value!r}.")
+    if not float(config["checkpoint_seconds"]) >= 0:
+        raise ValueError(f"checkpoint interval must be >= 0 seconds; got {config['checkpoint_seconds']!r}.")
     if not float(config["learning_rate"]) > 0:
         raise ValueError(f"learning rate must be > 0; got {config['learning_rate']!r}.")
 

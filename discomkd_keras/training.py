@@ -93,9 +93,17 @@ class _NullScope:
 
 # --- the per-epoch recorder ----------------------------------------------------
 class RunRecorder(keras.callbacks.Callback):
-    """After every epoch: validation accuracy and weighted F1 per modality,
-    the best classifier per modality, the history CSV, plots, and the `last`
-    checkpoint with state.json (written last: it marks the epoch finished)."""
+    """After every epoch: validation accuracy and weighted F1 per modality and
+    the history CSV; at checkpoints, the best classifier per modality, the
+    `last` training model with its optimizer, plots, and state.json (written
+    last: it marks the checkpointed epoch).
+
+    A checkpoint is written after the final epoch and whenever skipping it
+    could cost more than `checkpoint_seconds` of work by the next epoch's end
+    (0: every epoch). A crash then loses at most one epoch or that many
+    seconds, whichever is more; best classifiers found in between wait in
+    memory, so best/ always matches state.json.
+    """
 
     def __init__(self, run_dir, data, config, state, history_rows, classifiers, steps):
         super().__init__()
@@ -106,44 +114,73 @@ class RunRecorder(keras.callbacks.Callback):
         self.rows = history_rows
         self.classifiers = classifiers  # {modality or "teacher": model}
         self.samples_per_epoch = steps * config["batch_size"] * len(data.modalities)
+        self.checkpoint_seconds = float(config.get("checkpoint_seconds", 0))
+        self._pending = {}  # {name: (weights, info)}: best classifiers not yet on disk
+        self._holders = {}  # {name: a copy of the classifier that carries best weights to disk}
+        self._last_checkpoint = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
-        logs = dict(logs or {})
         row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
                "samples_per_s": round(self.samples_per_epoch / seconds, 2)}
         if isinstance(self.model, DisCoMKD):
             row["grl_lambda"] = float(keras.ops.convert_to_numpy(
                 self.model.get_layer("gradient_reversal").grl_lambda))
-        row.update({k: float(v) for k, v in logs.items()})
-        (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
-        for m in self.classifiers:
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        started = time.perf_counter()
+        self._validate(epoch, row)
+        row["validation_seconds"] = round(time.perf_counter() - started, 3)
+        self.rows.append(row)
+        now = time.perf_counter()
+        due = (epoch + 1 >= self.config["epochs"] or self.checkpoint_seconds <= 0
+               or now - self._last_checkpoint + (now - self._start) > self.checkpoint_seconds)
+        replaced = None
+        if due:
+            started = time.perf_counter()
+            replaced = self._checkpoint(epoch)
+            row["checkpoint_seconds"] = round(time.perf_counter() - started, 3)
+        row["wall_seconds"] = round(time.perf_counter() - self._start, 3)
+        write_atomic(self.run_dir / HISTORY, rows_to_csv(self.rows))
+        if due:
+            write_json(self.run_dir / STATE, self.state)  # last: the epoch is now checkpointed
+        if replaced:
+            replaced.unlink(missing_ok=True)
+
+    def _validate(self, epoch, row):
+        for m, classifier in self.classifiers.items():
             x, y = split_xy(self.data, m, "valid")
-            pred = predict_logits(self.classifiers[m], x, self.config["batch_size"]).argmax(1)
+            pred = predict_logits(classifier, x, self.config["batch_size"]).argmax(1)
             f1 = weighted_f1(y, pred, self.data.num_classes)
             row[f"val_{m}_acc"] = accuracy(y, pred)
             row[f"val_{m}_f1"] = f1
-            best = self.state["best"].get(m)
+            best = self._pending.get(m, (None, self.state["best"].get(m)))[1]
             if best is None or f1 > best["f1"]:
-                path = best_path(self.run_dir, m)
-                save_model_atomic(self.classifiers[m], path)
                 info = {"modality": m, "epoch": epoch + 1, "f1": f1, "accuracy": row[f"val_{m}_acc"]}
-                write_json(path.with_suffix(".json"), info)
-                self.state["best"][m] = info
-        self.rows.append(row)
-        write_atomic(self.run_dir / HISTORY, rows_to_csv(self.rows))
+                self._pending[m] = (classifier.get_weights(), info)
 
+    def _checkpoint(self, epoch):
+        """Write the pending best classifiers, the training model and the plots;
+        return the previous checkpoint's path (deleted once state.json names the new one)."""
+        (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
+        for m, (weights, info) in self._pending.items():
+            if m not in self._holders:
+                self._holders[m] = keras.models.clone_model(self.classifiers[m])
+            self._holders[m].set_weights(weights)
+            path = best_path(self.run_dir, m)
+            save_model_atomic(self._holders[m], path)
+            write_json(path.with_suffix(".json"), info)
+            self.state["best"][m] = info
+        self._pending = {}
         checkpoint = f"last-epoch{epoch + 1:04d}.keras"
         save_model_atomic(self.model, self.run_dir / checkpoint)
         previous = self.state.get("checkpoint")
         self.state.update({"epoch": epoch + 1, "checkpoint": checkpoint})
-        write_json(self.run_dir / STATE, self.state)
-        if previous and previous != checkpoint:
-            (self.run_dir / previous).unlink(missing_ok=True)
         plot_history(self.rows, list(self.classifiers), self.run_dir / PLOTS_DIR)
+        self._last_checkpoint = time.perf_counter()
+        return self.run_dir / previous if previous and previous != checkpoint else None
 
 
 # --- train ------------------------------------------------------------------------

@@ -37,7 +37,8 @@ def test_weighted_f1_matches_hand_computation():
 def test_train_then_evaluate_through_the_cli(tmp_path):
     d = write_released(tmp_path / "data")
     run = tmp_path / "run"
-    result = run_cli("train", "--data-dir", d, "--epochs", 4, "--run-dir", run, *TINY)
+    result = run_cli("train", "--data-dir", d, "--epochs", 4, "--run-dir", run,
+                     "--checkpoint-every", 1000, *TINY)
     assert result.exit_code == 0, result.output
     assert "discomkd-keras export" in result.output
     for name in ("config.json", "history.csv", "state.json", "results.json", "last-epoch0004.keras",
@@ -51,6 +52,10 @@ def test_train_then_evaluate_through_the_cli(tmp_path):
 
     rows = read_history(run / "history.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    # Short epochs, a long interval: one checkpoint, after the last epoch; the best
+    # classifiers waited in memory until then.
+    assert [r["checkpoint_seconds"] is not None for r in rows] == [False, False, False, True]
+    assert all(r["wall_seconds"] >= r["seconds"] + r["validation_seconds"] for r in rows)
     for m in ("rgb", "vec"):
         # best/<m> is the epoch with the highest validation F1 (first one on ties).
         f1s = [r[f"val_{m}_f1"] for r in rows]
@@ -140,7 +145,7 @@ def test_resume_after_sigkill_continues_epoch_count_with_same_config(tmp_path):
     epochs = 8
     proc = _cli_subprocess("train", "--data-dir", d, "--epochs", epochs, "--run-dir", run,
                            "--batch-size", "8", "--encoder", "rgb=lenet", "--feature-dim", "8",
-                           "--quiet")
+                           "--checkpoint-every", "0", "--quiet")
     state_file = run / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
