@@ -168,12 +168,29 @@ def _check_writable(directory):
         raise ExportError(f"Cannot write to output folder {directory}: {err.strerror or err}.") from None
 
 
+def require_converter():
+    """ExportError unless TensorFlow's converter and the LiteRT interpreter can run here."""
+    import importlib.util
+
+    import keras
+
+    missing = [m for m in ("tensorflow", "ai_edge_litert") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError("Export needs TensorFlow and ai-edge-litert (missing here: "
+                          f"{', '.join(missing)}): pip install 'discomkd-keras[tensorflow]'. "
+                          "A run trained on JAX exports from such an environment.")
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(f"Export runs on the TensorFlow backend, not {keras.backend.backend()}: "
+                          "unset KERAS_BACKEND for this command (the .keras files are the same).")
+
+
 def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_type="float32",
                     representative_size=300, threshold=None, overwrite=False, data=None, seed=0,
                     per_tensor=False, log=print):
     """Convert, verify and write one modality; return its model card (a dict)."""
     from discomkd_keras.data import load_data
 
+    require_converter()
     run_dir = Path(run_dir)
     config, state = read_run(run_dir)
     if config.get("method") == "teacher":
