@@ -43,7 +43,9 @@ def random_layout(folder, n=3000, seed=0):
     np.save(folder / "SPECTRO_data_normalized.npy", rng.normal(size=(n, 1, 64, 64)).astype("float32"))
     np.save(folder / "labels.npy", np.arange(n) % 10)
     order = rng.permutation(n)
-    for name, rows in (("train", order[:2430]), ("valid", order[2430:2700]), ("test", order[2700:])):
+    cut = [int(0.81 * n), int(0.9 * n)]  # AV-MNIST's 2430 / 270 / 300 of 3000
+    for name, rows in (("train", order[:cut[0]]), ("valid", order[cut[0]:cut[1]]),
+                       ("test", order[cut[1]:])):
         np.save(folder / f"{name}_idx.npy", np.sort(rows))
     return folder
 
@@ -96,6 +98,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="released-layout folder (default: random arrays)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per precision")
+    parser.add_argument("--rows", type=int, default=3000,
+                        help="rows of the random stand-in data (a CPU smoke test: 300)")
     parser.add_argument("--precisions", default="float32,mixed_bfloat16,mixed_float16")
     parser.add_argument("--workers", type=int, default=4, help="threads preparing batches")
     parser.add_argument("--released-script", type=Path, help="main_DisCoM-KD.py of your checkout")
@@ -109,7 +113,7 @@ def main():
     print(json.dumps({"backend": keras.backend.backend(), "keras": keras.__version__,
                       "devices": [str(d) for d in devices]}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = args.data or random_layout(Path(tmp) / "random-av-mnist")
+        data_dir = args.data or random_layout(Path(tmp) / "random-av-mnist", args.rows)
         lines = []
         for precision in args.precisions.split(","):
             lines.append(run_precision(data_dir, precision, args.epochs, args.workers))

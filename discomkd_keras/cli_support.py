@@ -34,7 +34,7 @@ def quiet_backend_start(verbose=False):
     if verbose:
         yield
         return
-    from discomkd_keras.edge_demo.classify import _quiet_native_stderr as quiet_native_stderr
+    from discomkd_keras.edge_demo.runtime import quiet_native_stderr
 
     with quiet_native_stderr():
         yield
