@@ -21,6 +21,7 @@ _PUBLIC = {
     "LOSS_TERMS": "losses", "loss_terms": "losses",
     "ENCODER_FAMILIES": "encoders", "build_encoder": "encoders",
     "DistilledStudents": "students", "MultimodalTeacher": "teacher",
+    "SingleEncoderClassifiers": "single_encoder",
 }
 __all__ = sorted(_PUBLIC)
 
@@ -35,3 +36,4 @@ def register_custom_objects():
     """Import the modules whose layers and models `.keras` files name (safe-mode loading
     finds only registered classes)."""
     importlib.import_module("discomkd_keras.students")  # imports model, teacher, the GRL layer
+    importlib.import_module("discomkd_keras.single_encoder")

@@ -61,12 +61,21 @@ def main(verbose):
               help="AV-MNIST with --av-split speaker: the held-out speaker.")
 @click.option("--pairing", type=click.Choice(["unpaired", "paired"]), default="unpaired",
               show_default=True, help="AV-MNIST: keep modalities unpaired, or pair by class.")
+@click.option("--av-image-energy", "image_energy", type=float, default=None,
+              help="AV-MNIST: rebuild images from the principal components keeping this fraction "
+              "of their energy (hard AV-MNIST: 0.25).")
+@click.option("--av-audio-snr", "audio_snr_db", type=float, default=None,
+              help="AV-MNIST: mix clips with --av-noise at this SNR in dB.")
+@click.option("--av-noise", "audio_noise", type=click.Choice(["babble", "pink"]), default="babble",
+              show_default=True, help="AV-MNIST noise: other clips of the same split, or 1/f noise.")
 @click.option("--method", type=click.Choice(METHODS), default="discomkd", show_default=True,
               help="discomkd: this package's method. Baselines: unimodal (each modality's deployed "
-              "network trained alone, task loss only); teacher (a multi-modal teacher, paired data); "
-              "kd / dkd / mlkd (students distilled from --teacher).")
+              "network trained alone, task loss only); single (one encoder + linear head per "
+              "modality, half the size); teacher (a multi-modal teacher, paired data); kd / kd-mix "
+              "(0.5 task + 0.5 KD) / dkd / mlkd (students distilled from --teacher).")
 @click.option("--teacher", "teacher_run", type=click.Path(path_type=Path), default=None,
-              help="For kd, dkd and mlkd: a run trained with --method teacher on the same data.")
+              help="For kd, kd-mix, dkd and mlkd: a run trained with --method teacher on the same "
+              "data.")
 @click.option("--encoder", "encoders", multiple=True, metavar="[MOD=]FAMILY",
               help=f"Encoder family ({', '.join(ENCODER_FAMILIES)}) for all image modalities, or "
               "MOD=FAMILY for one; repeatable. Vector modalities always default to mlp.")
@@ -91,6 +100,8 @@ def main(verbose):
               show_default=True, help="Gradient-reversal lambda: constant (paper) or the DANN ramp.")
 @click.option("--grl-lambda", type=float, default=1.0, show_default=True,
               help="Gradient-reversal lambda (the ramp's maximum with --grl-schedule dann).")
+@click.option("--dkd-warmup", "dkd_warmup_epochs", type=float, default=20, show_default=True,
+              help="--method dkd: epochs over which the distillation weight ramps up linearly.")
 @click.option("--augment", "augment", multiple=True, metavar="MOD=released|independent|none",
               help="Augmentation per modality; repeatable. Default for images: released (with "
               "p 0.5 a flip/flip/rotation-by-k*90 transform, as the authors' script; ~41% of "
@@ -117,8 +128,8 @@ def main(verbose):
               "is always kept): the resume checkpoint is written no more often; 0: every epoch.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_per_class,
-          synthetic_knobs, fsdd_dir, mnist_path, av_split, test_speaker, pairing, encoders,
-          resume_dir, run_dir, overwrite, quiet, **options):
+          synthetic_knobs, fsdd_dir, mnist_path, av_split, test_speaker, pairing, image_energy,
+          audio_snr_db, audio_noise, encoders, resume_dir, run_dir, overwrite, quiet, **options):
     """Train DisCoM-KD: one run learns every modality's classifier.
 
     With no arguments: the built-in synthetic RGB-D set (6 shapes, RGB + depth,
@@ -147,7 +158,8 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
             spec = data_spec(source, data_dir, names, split_seed, synthetic_size,
                              synthetic_per_class, fsdd_dir, mnist_path, av_split, test_speaker,
                              pairing, options["seed"],
-                             pairs(synthetic_knobs, "--synthetic-knob", _knob_value))
+                             pairs(synthetic_knobs, "--synthetic-knob", _knob_value),
+                             image_energy, audio_snr_db, audio_noise)
             options.update(loss_weights=pairs(options["loss_weights"], "--loss-weight", float),
                            augment=pairs(options["augment"], "--augment"),
                            teacher_run=str(options["teacher_run"]) if options["teacher_run"] else None)

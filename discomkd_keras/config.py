@@ -12,8 +12,8 @@ from pathlib import Path
 from discomkd_keras.data import DataError, SOURCES
 from discomkd_keras.losses import LOSS_TERMS, TASK_LOSS_ONLY
 
-METHODS = ("discomkd", "unimodal", "teacher", "kd", "dkd", "mlkd")
-STUDENT_METHODS = ("kd", "dkd", "mlkd")
+METHODS = ("discomkd", "unimodal", "single", "teacher", "kd", "kd-mix", "dkd", "mlkd")
+STUDENT_METHODS = ("kd", "kd-mix", "dkd", "mlkd")
 PAIRED_METHODS = ("teacher",) + STUDENT_METHODS
 STRATEGIES = ("auto", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -46,6 +46,7 @@ TRAIN_DEFAULTS = {
     "conventions": "torch",
     "grl_schedule": "constant",
     "grl_lambda": 1.0,
+    "dkd_warmup_epochs": 20,  # DKD's paper; a fraction of an epoch is fine
     "augment": {},
     "seed": 0,
     "strategy": "auto",
@@ -59,12 +60,14 @@ TRAIN_DEFAULTS = {
 
 def data_spec(source=None, data_dir=None, modalities=None, split_seed=None, synthetic_size=64,
               synthetic_per_class=500, fsdd_dir=None, mnist_path=None, av_split="official",
-              test_speaker="theo", pairing="unpaired", seed=0, synthetic_knobs=None):
+              test_speaker="theo", pairing="unpaired", seed=0, synthetic_knobs=None,
+              image_energy=None, audio_snr_db=None, audio_noise="babble"):
     """The JSON-able spec `load_data` reads, from the CLI's data options.
 
     source: one of SOURCES; default "released" when `data_dir` is given, else
     the built-in synthetic RGB-D set.
     synthetic_knobs: {name: number or [low, high]} scene-knob overrides.
+    image_energy, audio_snr_db, audio_noise: AV-MNIST degradations (None: clean).
     """
     if source is None:
         source = "released" if data_dir is not None else "synthetic-rgbd"
@@ -87,6 +90,10 @@ def data_spec(source=None, data_dir=None, modalities=None, split_seed=None, synt
                 "split": av_split, "pairing": pairing, "seed": seed}
         if av_split == "speaker":
             spec["test_speaker"] = test_speaker
+        if image_energy is not None:
+            spec["image_energy"] = image_energy
+        if audio_snr_db is not None:
+            spec.update(audio_snr_db=audio_snr_db, audio_noise=audio_noise)
     if modalities:
         spec["modalities"] = list(modalities)
     return spec
@@ -147,6 +154,8 @@ def _check_values(config):
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{key.replace('_', ' ')} must be an integer >= 1; got {value!r}.")
+    if not float(config["dkd_warmup_epochs"]) >= 0:
+        raise ValueError(f"DKD warm-up must be >= 0 epochs; got {config['dkd_warmup_epochs']!r}.")
     if not float(config["checkpoint_seconds"]) >= 0:
         raise ValueError(f"checkpoint interval must be >= 0 seconds; got {config['checkpoint_seconds']!r}.")
     if not float(config["learning_rate"]) > 0:
@@ -212,7 +221,7 @@ def _resolve_method(config, options, spec, data):
                         f"{data.name}'s modalities are unpaired{hint}.")
     if method not in STUDENT_METHODS:
         if config["teacher_run"]:
-            raise ValueError(f"--teacher is for the kd, dkd and mlkd methods, not {method!r}.")
+            raise ValueError(f"--teacher is for the {', '.join(STUDENT_METHODS)} methods, not {method!r}.")
         return
     if not config["teacher_run"]:
         raise ValueError(f"Method {method!r} needs --teacher RUN_DIR, a run trained with "

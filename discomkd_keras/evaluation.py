@@ -71,8 +71,8 @@ def evaluate_run(run_dir, max_points=400):
         plot_confusion(np.array(results[m]["confusion_matrix"]), data.class_names,
                        f"{m}: test confusion (best epoch {results[m]['best_epoch']})",
                        out / f"confusion_{m}.png")
-    if config.get("method") != "teacher":  # a teacher has no z_inv / z_inf / z_irr to map
-        model = load_model_file(run_dir / state["checkpoint"])
+    model = load_model_file(run_dir / state["checkpoint"])
+    if hasattr(model, "embedder"):  # DisCoM-KD's z_inv / z_inf / z_irr (baselines have none)
         embeddings = {}
         rng = np.random.default_rng(0)
         for m in data.modalities:

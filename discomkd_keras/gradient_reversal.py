@@ -10,6 +10,8 @@ import math
 import keras
 from keras import ops
 
+from discomkd_keras.schedules import VariableSchedule
+
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
 class GradientReversal(keras.layers.Layer):
@@ -60,7 +62,7 @@ def dann_lambda(progress, gamma=10.0):
 GRL_SCHEDULES = ("constant", "dann")
 
 
-class GRLScheduler(keras.callbacks.Callback):
+class GRLScheduler(VariableSchedule):
     """Sets the model's gradient-reversal lambda before every training batch.
 
     `constant`: lambda = `max_lambda` throughout (the paper: 1.0).
@@ -70,35 +72,20 @@ class GRLScheduler(keras.callbacks.Callback):
 
     def __init__(self, schedule="constant", max_lambda=1.0, epochs=1,
                  steps_per_epoch=1, layer_name="gradient_reversal"):
-        super().__init__()
+        super().__init__(steps_per_epoch)
         if schedule not in GRL_SCHEDULES:
             raise ValueError(
                 f"Unknown GRL schedule {schedule!r}; expected one of {GRL_SCHEDULES}."
             )
         self.schedule = schedule
         self.max_lambda = float(max_lambda)
-        self.total_steps = max(1, int(epochs) * int(steps_per_epoch))
-        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        self.total_steps = max(1, int(epochs) * self.steps_per_epoch)
         self.layer_name = layer_name
-        self._epoch = 0
-        self._current = None
 
     def value_at(self, step):
         if self.schedule == "constant":
             return self.max_lambda
         return self.max_lambda * dann_lambda(step / self.total_steps)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        value = self.value_at(self._epoch * self.steps_per_epoch + batch)
-        if value == self._current:
-            return
-        # On jax the train loop carries variables as state; write that state
-        # back to the variables first so the new lambda is picked up (and
-        # nothing else is lost) at the next step.
-        if hasattr(self.model, "jax_state_sync"):
-            self.model.jax_state_sync()
-        self.model.get_layer(self.layer_name).grl_lambda.assign(value)
-        self._current = value
+    def variable(self, model):
+        return model.get_layer(self.layer_name).grl_lambda

@@ -16,17 +16,22 @@ import keras
 from discomkd_keras.distillation_losses import dkd_loss, kd_loss, mlkd_loss
 from discomkd_keras.losses import TASK_LOSS_ONLY
 from discomkd_keras.model import DisCoMKD, _scale_for_replicas
+from discomkd_keras.schedules import VariableSchedule
 from discomkd_keras.teacher import MultimodalTeacher
 
-DISTILLATION_METHODS = ("kd", "dkd", "mlkd")
+DISTILLATION_METHODS = ("kd", "kd-mix", "dkd", "mlkd")
+# (task-loss weight, distillation weight) of each method: KD as Hinton et al. add it to
+# the task loss; "kd-mix" is the common 0.5 / 0.5 mixture.
+LOSS_MIX = {"kd": (1.0, 1.0), "kd-mix": (0.5, 0.5), "dkd": (1.0, 1.0), "mlkd": (1.0, 1.0)}
+DKD_WARMUP_EPOCHS = 20  # DKD's paper: the distillation weight ramps up linearly over 20 epochs
 # DisCoMKD arguments the students fix (their DisCoM-KD terms are off).
 STUDENT_FIXED = ("loss_weights", "perp_mode", "grl_lambda", "modality_targets")
 
 
 def distillation_loss(method, student_logits, teacher_logits, labels):
     """The method's logit-distillation term with the settings of its paper
-    (KD: T = 4; DKD: alpha 1, beta 8, T = 4; MLKD: temperatures 2..6)."""
-    if method == "kd":
+    (KD: T = 4; DKD: alpha 1, beta 8, T = 4; MLKD: temperatures 2..6, confidence masking)."""
+    if method in ("kd", "kd-mix"):
         return kd_loss(student_logits, teacher_logits, temperature=4.0)
     if method == "dkd":
         return dkd_loss(student_logits, teacher_logits, labels, alpha=1.0, beta=8.0, temperature=4.0)
@@ -46,8 +51,10 @@ class DistilledStudents(DisCoMKD):
         teacher_encoders, teacher_feature_dim, teacher_conventions: the teacher's architecture
             (`MultimodalTeacher`); its weights come from `load_teacher_weights`
             or, for a saved model, from the file.
-        distill_weight: L = L_cl + distill_weight * mean over modalities of
-            the distillation term.
+        distill_weight: L = a * L_cl + distill_weight * b * w * (mean over
+            modalities of the distillation term), (a, b) = LOSS_MIX[method] and
+            w the warm-up weight in [0, 1] that `DistillWarmup` sets (1 unless
+            a schedule runs; DKD's training uses one).
 
     Inputs: {modality: batch}, rows paired across modalities.
     `classifier(m)` gives the deployable student of modality m.
@@ -74,6 +81,9 @@ class DistilledStudents(DisCoMKD):
         self.method = method
         self.distill_weight = float(distill_weight)
         self.distill_tracker = keras.metrics.Mean(name="distill")
+        # The warm-up weight: a variable, so a schedule changes it without retracing.
+        self.warmup_weight = self.add_weight(name="warmup_weight", shape=(), initializer="ones",
+                                             trainable=False, dtype="float32")
 
     def load_teacher_weights(self, trained_teacher):
         """Copy a trained `MultimodalTeacher`'s weights into the frozen teacher."""
@@ -83,12 +93,14 @@ class DistilledStudents(DisCoMKD):
         self.teacher.set_weights(trained_teacher.get_weights())
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        task_weight, mix_weight = LOSS_MIX[self.method]
         loss = super().compute_loss(x, y, y_pred, sample_weight, training)
         teacher_logits = keras.ops.stop_gradient(y_pred["teacher"])
         distill = sum(distillation_loss(self.method, y_pred[m]["logits"], teacher_logits, y[m])
                       for m in self.modalities) / len(self.modalities)
         self.distill_tracker.update_state(distill)
-        return loss + _scale_for_replicas(self.distill_weight * distill)
+        weight = self.distill_weight * mix_weight * keras.ops.cast(self.warmup_weight, "float32")
+        return task_weight * loss + _scale_for_replicas(weight * distill)
 
     def get_config(self):
         config = super().get_config()
@@ -107,3 +119,18 @@ class DistilledStudents(DisCoMKD):
     def from_config(cls, config):
         # Files saved before the conventions option were built with Keras' conventions.
         return cls(**{"conventions": "keras", "teacher_conventions": "keras", **config})
+
+
+class DistillWarmup(VariableSchedule):
+    """The students' warm-up weight: linear from 0 to 1 over `warmup_epochs`
+    (DKD's schedule, there over 20 of 240 epochs), counted in batches."""
+
+    def __init__(self, warmup_epochs=DKD_WARMUP_EPOCHS, steps_per_epoch=1):
+        super().__init__(steps_per_epoch)
+        self.warmup_steps = float(warmup_epochs) * self.steps_per_epoch
+
+    def value_at(self, step):
+        return min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps > 0 else 1.0
+
+    def variable(self, model):
+        return model.warmup_weight

@@ -22,7 +22,8 @@ from discomkd_keras.run_directory import (BEST_DIR, CONFIG, HISTORY, PLOTS_DIR, 
                                           best_path, default_run_dir, fresh_state,
                                           load_model_file, prepare_run_dir, read_history, read_run,
                                           rows_to_csv, save_model_atomic, write_atomic, write_json)
-from discomkd_keras.students import DistilledStudents
+from discomkd_keras.single_encoder import SingleEncoderClassifiers
+from discomkd_keras.students import DistillWarmup, DistilledStudents
 from discomkd_keras.teacher import MultimodalTeacher
 
 
@@ -35,6 +36,9 @@ def build_model(config):
     if method == "teacher":
         return MultimodalTeacher(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
                                  conventions=conventions)
+    if method == "single":
+        return SingleEncoderClassifiers(shapes, k, encoders=encoders,
+                                        feature_dim=config["feature_dim"], conventions=conventions)
     if method in STUDENT_METHODS:
         teacher = config["teacher"]
         return DistilledStudents(shapes, k, method=method, encoders=encoders,
@@ -166,8 +170,9 @@ class RunRecorder(keras.callbacks.Callback):
         return the previous checkpoint's path (deleted once state.json names the new one)."""
         (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
         for m, (weights, info) in self._pending.items():
-            if m not in self._holders:
-                self._holders[m] = keras.models.clone_model(self.classifiers[m])
+            if m not in self._holders:  # a twin of its own class (clone_model loses subclasses)
+                self._holders[m] = keras.saving.deserialize_keras_object(
+                    keras.saving.serialize_keras_object(self.classifiers[m]))
             self._holders[m].set_weights(weights)
             path = best_path(self.run_dir, m)
             save_model_atomic(self._holders[m], path)
@@ -263,6 +268,8 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
     if isinstance(model, DisCoMKD):
         callbacks.insert(0, GRLScheduler(config["grl_schedule"], config["grl_lambda"],
                                          epochs=config["epochs"], steps_per_epoch=len(batches)))
+    if config["method"] == "dkd":
+        callbacks.insert(0, DistillWarmup(config.get("dkd_warmup_epochs", 0), len(batches)))
     if config["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     model.fit(batches, epochs=config["epochs"], initial_epoch=state["epoch"],

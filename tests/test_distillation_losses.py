@@ -49,13 +49,26 @@ def test_dkd_matches_hand_computation():
     assert value(dkd_loss(T, T, Y)) == pytest.approx(0.0, abs=1e-5)
 
 
-def test_mlkd_matches_hand_computation():
-    temps = (2.0, 3.0, 4.0, 5.0, 6.0)
+def mlkd_by_hand(rows, cols):
     expected = 0.0
-    for t in temps:
+    for t in (2.0, 3.0, 4.0, 5.0, 6.0):
         ps, pt = softmax(S / t), softmax(T / t)
-        expected += kl(pt, ps).mean() * t * t
-        expected += ((pt @ pt.T - ps @ ps.T) ** 2).sum() / 5
-        expected += ((pt.T @ pt - ps.T @ ps) ** 2).sum() / 4
-    assert value(mlkd_loss(S, T)) == pytest.approx(expected, rel=1e-5)
+        expected += (rows * kl(pt, ps)).sum() / rows.sum() * t * t
+        expected += (np.outer(rows, rows) * (pt @ pt.T - ps @ ps.T) ** 2).sum() / 5
+        expected += (np.outer(cols, cols) * (pt.T @ pt - ps.T @ ps) ** 2).sum() / 4
+    return expected
+
+
+def test_mlkd_matches_hand_computation():
+    assert value(mlkd_loss(S, T, masking=False)) == pytest.approx(
+        mlkd_by_hand(np.ones(5), np.ones(4)), rel=1e-5)
     assert value(mlkd_loss(T, T)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_mlkd_confidence_masking_keeps_samples_and_classes_at_most_the_median():
+    p = softmax(T)
+    rows = (p.max(1) <= np.median(p.max(1))).astype(float)
+    cols = (p.sum(0) <= np.median(p.sum(0))).astype(float)
+    assert rows.sum() == 3 and 0 < cols.sum() < 4  # 5 samples: the 3 least confident
+    assert value(mlkd_loss(S, T)) == pytest.approx(mlkd_by_hand(rows, cols), rel=1e-5)
+    assert value(mlkd_loss(S, T)) != pytest.approx(value(mlkd_loss(S, T, masking=False)), rel=1e-3)

@@ -14,7 +14,9 @@ from discomkd_keras.data.multimodal_dataset import MultiModalDataset
 from discomkd_keras.data.unpaired_batches import PairedBatches
 from discomkd_keras.model import DisCoMKD
 from discomkd_keras.losses import TASK_LOSS_ONLY
-from discomkd_keras.students import DistilledStudents
+from discomkd_keras.encoders import build_encoder
+from discomkd_keras.single_encoder import SingleEncoderClassifiers
+from discomkd_keras.students import DistillWarmup, DistilledStudents
 from discomkd_keras.teacher import MultimodalTeacher
 from helpers import write_released
 
@@ -41,8 +43,9 @@ def log_softmax(z):
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
-def test_student_loss_is_task_loss_plus_mean_kd_by_hand():
-    model = students("kd")
+@pytest.mark.parametrize("method, task_weight, kd_weight", [("kd", 1.0, 1.0), ("kd-mix", 0.5, 0.5)])
+def test_student_loss_is_task_loss_plus_mean_kd_by_hand(method, task_weight, kd_weight):
+    model = students(method)
     x, y = batch()
     out = model(x, training=False)
     loss = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
@@ -55,8 +58,37 @@ def test_student_loss_is_task_loss_plus_mean_kd_by_hand():
         s = ops.convert_to_numpy(out[m]["logits"]).astype(np.float64)
         ce.append(-log_softmax(s)[np.arange(6), y[m]])
         kd.append(16 * np.mean(np.sum(p_t * (np.log(p_t) - log_softmax(s / 4)), -1)))
-    # L = L_cl (mean over every sample of both modalities) + mean over modalities of KD.
-    assert loss == pytest.approx(np.mean(np.concatenate(ce)) + np.mean(kd), rel=1e-4)
+    # L = a L_cl (mean over every sample of both modalities) + b (mean over modalities of KD).
+    expected = task_weight * np.mean(np.concatenate(ce)) + kd_weight * np.mean(kd)
+    assert loss == pytest.approx(expected, rel=1e-4)
+    # A warm-up weight w scales the distillation term only.
+    model.warmup_weight.assign(0.25)
+    loss = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+    expected = task_weight * np.mean(np.concatenate(ce)) + 0.25 * kd_weight * np.mean(kd)
+    assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def test_dkd_warmup_is_linear_in_batches():
+    warmup = DistillWarmup(warmup_epochs=2, steps_per_epoch=10)
+    assert [warmup.value_at(s) for s in (0, 9, 19, 20, 500)] == [0.05, 0.5, 1.0, 1.0, 1.0]
+    assert DistillWarmup(warmup_epochs=0, steps_per_epoch=10).value_at(0) == 1.0
+    assert DistillWarmup(warmup_epochs=0.5, steps_per_epoch=10).value_at(1) == 0.4
+
+
+def test_single_encoder_baseline_is_one_encoder_and_a_linear_head():
+    model = SingleEncoderClassifiers(SHAPES, 3, **ARCH)
+    clf = model.classifier("img")
+    encoder = build_encoder("lenet", SHAPES["img"], 8, "e")
+    assert clf.count_params() == encoder.count_params() + (8 + 1) * 3
+    assert clf.count_params() < DisCoMKD(SHAPES, 3, **ARCH).classifier("img").count_params() / 2
+    x, y = batch()
+    out = model(x, training=False)
+    loss = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+    ce = [-log_softmax(ops.convert_to_numpy(out[m]["logits"]).astype(np.float64))[np.arange(6), y[m]]
+          for m in SHAPES]
+    assert loss == pytest.approx(np.mean(np.concatenate(ce)), rel=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(clf(x["img"])),
+                               ops.convert_to_numpy(out["img"]["logits"]), rtol=1e-5, atol=1e-6)
 
 
 def test_teacher_stays_frozen_while_students_learn():
@@ -164,9 +196,9 @@ def test_every_method_trains_through_the_cli(tmp_path):
     assert (teacher / "best" / "teacher.keras").exists()
     trained = keras.saving.load_model(teacher / "best" / "teacher.keras", safe_mode=True)
 
-    for method in ("unimodal", "kd", "dkd", "mlkd"):
+    for method in ("unimodal", "single", "kd", "kd-mix", "dkd", "mlkd"):
         run = tmp_path / method
-        extra = ["--teacher", teacher] if method != "unimodal" else []
+        extra = ["--teacher", teacher] if method not in ("unimodal", "single") else []
         result = run_cli("train", "--data-dir", d, "--method", method, "--run-dir", run, *extra, *TINY)
         assert result.exit_code == 0, (method, result.output)
         config = json.loads((run / "config.json").read_text())
@@ -174,11 +206,12 @@ def test_every_method_trains_through_the_cli(tmp_path):
         assert config["loss_weights"] == TASK_LOSS_ONLY
         results = json.loads((run / "results.json").read_text())
         assert set(results) == {"rgb", "vec"}
-        # The deployed student is exactly DisCoM-KD's branch: same parameter count.
-        assert results["rgb"]["parameters"] == DisCoMKD(
-            {"rgb": (12, 12, 3), "vec": (5,)}, 3, **dict(ARCH, encoders={"rgb": "lenet"})
-        ).classifier("rgb").count_params()
-        if method != "unimodal":
+        # The deployed student is exactly DisCoM-KD's branch (the single-encoder
+        # baseline: one encoder and the head): same parameter count.
+        branch = (SingleEncoderClassifiers if method == "single" else DisCoMKD)(
+            {"rgb": (12, 12, 3), "vec": (5,)}, 3, **dict(ARCH, encoders={"rgb": "lenet"}))
+        assert results["rgb"]["parameters"] == branch.classifier("rgb").count_params()
+        if method not in ("unimodal", "single"):
             assert config["teacher_run"] == str(teacher.resolve())
             state = json.loads((run / "state.json").read_text())
             model = keras.saving.load_model(run / state["checkpoint"], safe_mode=True)
@@ -186,6 +219,9 @@ def test_every_method_trains_through_the_cli(tmp_path):
                 np.testing.assert_array_equal(a, b)  # the students' teacher: copied, then frozen
             header = (run / "history.csv").read_text().splitlines()[0]
             assert "distill" in header.split(",")
+            # DKD's warm-up ran: its weight at the last of 2 x 3 steps of a 20-epoch ramp.
+            weight = float(ops.convert_to_numpy(model.warmup_weight))
+            assert weight == pytest.approx(6 / (20 * 3) if method == "dkd" else 1.0)
 
     result = run_cli("export", teacher, "--modality", "rgb")
     assert result.exit_code == 2 and "teacher run" in result.output
@@ -195,7 +231,7 @@ def test_every_method_trains_through_the_cli(tmp_path):
     (["--method", "kd"], "needs --teacher RUN_DIR"),
     (["--method", "kd", "--teacher", "{missing}"], "is not a run directory"),
     (["--method", "unimodal", "--loss-weight", "adv=0"], "applies to DisCoM-KD only"),
-    (["--method", "unimodal", "--teacher", "{d}"], "--teacher is for the kd, dkd and mlkd"),
+    (["--method", "unimodal", "--teacher", "{d}"], "--teacher is for the kd, kd-mix, dkd, mlkd methods"),
 ])
 def test_bad_method_input(tmp_path, args, message):
     d = write_released(tmp_path / "data")

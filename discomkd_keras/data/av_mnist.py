@@ -50,6 +50,7 @@ import numpy as np
 from discomkd_keras.edge_demo.spectrogram import (
     SPECTROGRAM_PARAMS, fix_length, log_mel_spectrogram, read_wav)
 
+from .degradations import noisy_clips, pca_degrade
 from .multimodal_dataset import SPLITS, DataError, MultiModalDataset, stratified_split
 
 SPLIT_MODES = ("official", "speaker")
@@ -112,29 +113,42 @@ def find_fsdd_files(fsdd_dir):
     return found
 
 
-def load_fsdd(fsdd_dir, files=None, **spectrogram_params):
-    """(log-mel float32 (N, n_mels, n_frames) unnormalised, digits int64, speakers (N,) str,
-    takes int64) of every recording in `fsdd_dir`, in ``find_fsdd_files`` order
-    (or of `files`, a ``find_fsdd_files`` result, if given)."""
-    files = find_fsdd_files(fsdd_dir) if files is None else files
-    params = {**SPECTROGRAM_PARAMS, **spectrogram_params}
-    length = int(round(params["clip_seconds"] * params["expected_rate"]))
+def read_clips(files, clip_seconds=1.0, expected_rate=8000):
+    """float32 (N, T) clips of `find_fsdd_files` rows, each fixed to `clip_seconds`."""
+    length = int(round(clip_seconds * expected_rate))
     clips = np.empty((len(files), length), dtype=np.float32)
     for i, (path, *_rest) in enumerate(files):
         try:
             samples, rate = read_wav(path)
         except ValueError as e:
             raise DataError(str(e)) from None
-        if rate != params["expected_rate"]:
+        if rate != expected_rate:
             raise DataError(
                 f"{path}: sample rate {rate} Hz differs from the expected "
-                f"{params['expected_rate']} Hz (FSDD is 8 kHz); resample it first.")
+                f"{expected_rate} Hz (FSDD is 8 kHz); resample it first.")
         clips[i] = fix_length(samples, length)
+    return clips
+
+
+def load_fsdd(fsdd_dir, files=None, transform=None, **spectrogram_params):
+    """(log-mel float32 (N, n_mels, n_frames) unnormalised, digits int64, speakers (N,) str,
+    takes int64) of every recording in `fsdd_dir`, in ``find_fsdd_files`` order
+    (or of `files`, a ``find_fsdd_files`` result, if given). `transform` maps the
+    fixed-length clips (N, T) to the clips the spectrograms are made of."""
+    files = find_fsdd_files(fsdd_dir) if files is None else files
+    params = {**SPECTROGRAM_PARAMS, **spectrogram_params}
+    clips = read_clips(files, params["clip_seconds"], params["expected_rate"])
+    if transform is not None:
+        clips = transform(clips)
     spec = log_mel_spectrogram(clips, params["expected_rate"], **params)
-    digits = np.array([f[1] for f in files], dtype=np.int64)
-    speakers = np.array([f[2] for f in files])
-    takes = np.array([f[3] for f in files], dtype=np.int64)
+    digits, speakers, takes = file_metadata(files)
     return spec, digits, speakers, takes
+
+
+def file_metadata(files):
+    """(digits int64, speakers (N,) str, takes int64) of `find_fsdd_files` rows."""
+    return (np.array([f[1] for f in files], dtype=np.int64), np.array([f[2] for f in files]),
+            np.array([f[3] for f in files], dtype=np.int64))
 
 
 def load_mnist(mnist_path):
@@ -214,6 +228,14 @@ def pair_by_label(labels_a, splits_a, labels_b, splits_b, seed=0):
     return out
 
 
+def _checked(function, *args):
+    """function(*args), its ValueError (a bad degradation setting) as a DataError."""
+    try:
+        return function(*args)
+    except ValueError as err:
+        raise DataError(f"av-mnist: {err}") from None
+
+
 def _resolve_inputs(fsdd_dir, mnist_path):
     fsdd = _resolve(fsdd_dir, _FSDD_REL, "FSDD recordings folder", "--fsdd-dir",
                     "get the Free Spoken Digit Dataset (github.com/Jakobovski/"
@@ -224,7 +246,7 @@ def _resolve_inputs(fsdd_dir, mnist_path):
 
 
 def load_av_mnist(fsdd_dir=None, mnist_path=None, split="official", seed=0, pairing="unpaired",
-                  test_speaker="theo"):
+                  test_speaker="theo", image_energy=None, audio_snr_db=None, audio_noise="babble"):
     """AV-MNIST as a validated ``MultiModalDataset`` with modalities "image" and "audio".
 
     Args:
@@ -235,6 +257,11 @@ def load_av_mnist(fsdd_dir=None, mnist_path=None, split="official", seed=0, pair
         seed: draws the validation clips, the MNIST split and (if paired) the pairs.
         pairing: "unpaired" (each modality its own N) or "paired" (aligned by label per split).
         test_speaker: the held-out speaker for split="speaker".
+        image_energy: if given, every image is rebuilt from the fewest principal
+            components (fit on the training images) that keep this fraction of
+            their variance, e.g. 0.25 (the literature's hard AV-MNIST).
+        audio_snr_db: if given, every clip is mixed with `audio_noise` ("babble":
+            four other clips of its own split; "pink": 1/f noise) at this SNR.
 
     Raises DataError (one line) for missing/corrupt data or unknown option values.
     """
@@ -245,16 +272,27 @@ def load_av_mnist(fsdd_dir=None, mnist_path=None, split="official", seed=0, pair
     fsdd, mnist = _resolve_inputs(fsdd_dir, mnist_path)
 
     images, image_labels = load_mnist(mnist)
+    image_splits = stratified_split(image_labels, seed)
+    image_raw = "8-bit grayscale image, 28x28"
+    if image_energy is not None:
+        images, k = _checked(pca_degrade, images, image_splits["train"], float(image_energy))
+        image_raw += f", rebuilt from {k} principal components ({image_energy:g} of the energy)"
     # raw * float32(scale), exactly what a device computes from the card (not raw / 255,
     # which differs in the last bit for some pixel values).
     image_x = (images.astype(np.float32) * np.float32(1 / 255))[..., None]
-    image_splits = stratified_split(image_labels, seed)
 
     files = find_fsdd_files(fsdd)
     if split == "speaker":  # fail before the (cheap, but not free) spectrograms
         _check_speaker(test_speaker, [f[2] for f in files])
-    spec, digits, speakers, takes = load_fsdd(fsdd, files)
+    digits, speakers, takes = file_metadata(files)
     a_splits = audio_splits(digits, speakers, takes, split, seed, test_speaker)
+    audio_raw = "mono 16-bit PCM WAV"
+    noise = None
+    if audio_snr_db is not None:
+        noise = lambda clips: _checked(noisy_clips, clips, a_splits, float(audio_snr_db),  # noqa: E731
+                                       audio_noise, seed)
+        audio_raw += f" with {audio_noise} noise at {audio_snr_db:g} dB SNR"
+    spec = load_fsdd(fsdd, files, transform=noise)[0]
     train = spec[a_splits["train"]].astype(np.float64)
     mean, std = float(train.mean()), float(train.std())
     if not std > 0:
@@ -267,13 +305,13 @@ def load_av_mnist(fsdd_dir=None, mnist_path=None, split="official", seed=0, pair
         image_splits = {s: idx.copy() for s, idx in a_splits.items()}
 
     preprocessing = {
-        "image": {"encoding": "gray8", "raw": "8-bit grayscale image, 28x28", "layout": "HWC", "scale": 1 / 255,
+        "image": {"encoding": "gray8", "raw": image_raw, "layout": "HWC", "scale": 1 / 255,
                   "offset": 0.0, "height": 28, "width": 28},
-        "audio": {"encoding": "wav_pcm16", "raw": "mono 16-bit PCM WAV", "spectrogram": dict(SPECTROGRAM_PARAMS),
+        "audio": {"encoding": "wav_pcm16", "raw": audio_raw, "spectrogram": dict(SPECTROGRAM_PARAMS),
                   "mean": mean, "std": std, "layout": "HWC (mels, frames, 1)"},
     }
     return MultiModalDataset(
-        name="av-mnist",
+        name="av-mnist-hard" if image_energy is not None or audio_snr_db is not None else "av-mnist",
         inputs={"image": image_x, "audio": audio_x},
         labels={"image": image_labels, "audio": digits},
         splits={"image": image_splits, "audio": dict(a_splits)},
