@@ -51,7 +51,7 @@ def babble_noise(rng, clips, pools, talkers=4):
     noise = np.zeros_like(clips, dtype=np.float64)
     for i in range(n):
         pool = pools[i][pools[i] != i]
-        for j in rng.choice(pool, size=talkers, replace=False):
+        for j in rng.choice(pool, size=min(talkers, len(pool)), replace=False):
             noise[i] += np.roll(unit[j], int(rng.integers(length)))
     return noise / np.sqrt(np.mean(noise ** 2, axis=1, keepdims=True))
 
