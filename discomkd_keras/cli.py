@@ -12,7 +12,7 @@ from discomkd_keras.cli_support import errors, fail, pairs, quiet_backend_start
 
 # The option vocabularies come from modules that start Keras (and TensorFlow): quietly.
 with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
-    from discomkd_keras.config import METHODS, PRECISIONS, STRATEGIES
+    from discomkd_keras.config import METHODS, PRECISIONS, STRATEGIES, describe_presets
     from discomkd_keras.data import SOURCES
     from discomkd_keras.encoders import CONVENTIONS, ENCODER_FAMILIES
     from discomkd_keras.export.commands import bench_export_command, export_command
@@ -32,7 +32,24 @@ def main(verbose):
     """
 
 
-@main.command()
+TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
+
+    With no arguments: the built-in synthetic RGB-D set (6 shapes, RGB + depth),
+    a few minutes on a laptop CPU. Presets per data source (override any):
+    {describe_presets()}.
+
+    Per modality, the classifier with the best validation weighted F1 is kept
+    in RUN_DIR/best/<modality>.keras; test figures are printed at the end.
+
+    --method picks a baseline instead (the comparison of benchmarks/compare_methods.py):
+    unimodal twins, the single-encoder baseline, or a teacher (--method teacher)
+    and then its students (--method kd --teacher RUN_DIR). Twins and students
+    are the exact networks DisCoM-KD deploys, so their exports and edge demo
+    are the same.
+    """
+
+
+@main.command(help=TRAIN_HELP)
 @click.option("--data", "source", type=click.Choice(SOURCES), default=None,
               help="Data source. Default: released if --data-dir is given, else the built-in "
               "synthetic RGB-D set.")
@@ -130,22 +147,6 @@ def main(verbose):
 def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_per_class,
           synthetic_knobs, fsdd_dir, mnist_path, av_split, test_speaker, pairing, image_energy,
           audio_snr_db, audio_noise, encoders, resume_dir, run_dir, overwrite, quiet, **options):
-    """Train DisCoM-KD: one run learns every modality's classifier.
-
-    With no arguments: the built-in synthetic RGB-D set (6 shapes, RGB + depth,
-    64x64), dscnn encoders, 10 epochs; a few minutes on a laptop CPU. Built-in
-    presets (override any): synthetic-rgbd dscnn/D=128/10 epochs/lr 1e-3/batch 32;
-    av-mnist lenet/D=128/6 epochs/lr 1e-3/batch 64; released data: the paper's
-    resnet18/D=512/300 epochs/lr 1e-4/batch 128.
-
-    Per modality, the classifier with the best validation weighted F1 is kept
-    in RUN_DIR/best/<modality>.keras; test figures are printed at the end.
-
-    --method picks a baseline instead (the comparison of benchmarks/compare_methods.py):
-    unimodal twins, or a teacher (--method teacher) and then its students
-    (--method kd --teacher RUN_DIR). The students and twins are the exact
-    networks DisCoM-KD deploys, so their exports and edge demo are the same.
-    """
     from discomkd_keras.config import data_spec
     from discomkd_keras.training import resume_run, start_run
 

@@ -81,6 +81,13 @@ TRAIN_DEFAULTS = {
 }
 
 
+def describe_presets():
+    """One line per data source: its preset, for --help and the README."""
+    return "; ".join(f"{source}: {p['encoder'] or 'resnet18/mlp'}, D={p['feature_dim']}, "
+                     f"{p['epochs']} epochs, lr {p['learning_rate']:g}, batch {p['batch_size']}"
+                     for source, p in PRESETS.items())
+
+
 def data_spec(source=None, data_dir=None, modalities=None, split_seed=None, synthetic_size=64,
               synthetic_per_class=500, fsdd_dir=None, mnist_path=None, av_split="official",
               test_speaker="theo", pairing="unpaired", seed=0, synthetic_knobs=None,
