@@ -222,13 +222,23 @@ def write_report(raw, out_dir):
     return out_dir / "released-protocol.md"
 
 
+def data_and_script_options(command):
+    """--data, --released-script and --released-python, shared with speed.py."""
+    file = click.Path(path_type=Path, exists=True, dir_okay=False)
+    for option in reversed((
+            click.option("--data", "data_dir", required=True,
+                         type=click.Path(path_type=Path, exists=True, file_okay=False),
+                         help="Released-layout folder (make_released_av_mnist.py)."),
+            click.option("--released-script", type=file, default=None,
+                         help="Your checkout's main_DisCoM-KD.py (omit: no released-script runs)."),
+            click.option("--released-python", type=file, default=None,
+                         help="A Python with torch, torchvision and scikit-learn."))):
+        command = option(command)
+    return command
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Released-layout folder (make_released_av_mnist.py).")
-@click.option("--released-script", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="Your checkout's main_DisCoM-KD.py (needed for released rows).")
-@click.option("--released-python", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="A Python with torch, torchvision and scikit-learn.")
+@data_and_script_options
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1.")
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--rows", default=",".join(ROW_KEYS), show_default=True,

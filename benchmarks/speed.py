@@ -30,7 +30,8 @@ import click
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from released_protocol import RELEASED_COMMIT, median_after_first, run_project, run_released  # noqa: E402
+from released_protocol import (RELEASED_COMMIT, data_and_script_options, median_after_first,  # noqa: E402
+                               run_project, run_released)
 
 
 def batch_seconds(data_dir, epochs=2):
@@ -103,12 +104,7 @@ def write_report(raw, out_dir):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Released-layout folder (make_released_av_mnist.py).")
-@click.option("--released-script", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="Your checkout's main_DisCoM-KD.py (omit to time this project only).")
-@click.option("--released-python", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="A Python with torch, torchvision and scikit-learn.")
+@data_and_script_options
 @click.option("--epochs", type=int, default=4, show_default=True)
 @click.option("--precisions", default="float32,mixed_bfloat16", show_default=True,
               help="This project's precision policies to time.")

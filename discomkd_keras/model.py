@@ -116,6 +116,29 @@ def check_model_arguments(input_shapes, num_classes, encoders=None, feature_dim=
     return shapes, num_classes, encoders, weights
 
 
+def set_architecture(model, shapes, num_classes, encoders, feature_dim, conventions):
+    """The constructor arguments every model of this package keeps (and saves)."""
+    model.input_shapes = shapes
+    model.modalities = list(shapes)
+    model.num_classes = num_classes
+    model.encoders = encoders
+    model.feature_dim = feature_dim
+    model.conventions = conventions
+
+
+def architecture_config(model):
+    """`get_config` of what `set_architecture` kept, plus the name and trainable flag."""
+    return {
+        "name": model.name,
+        "trainable": model.trainable,
+        "input_shapes": {m: list(s) for m, s in model.input_shapes.items()},
+        "num_classes": model.num_classes,
+        "encoders": dict(model.encoders),
+        "feature_dim": model.feature_dim,
+        "conventions": model.conventions,
+    }
+
+
 def _scale_for_replicas(loss):
     """Divide by the replica count under tf.distribute, as Keras' own losses do.
 
@@ -223,15 +246,10 @@ class DisCoMKD(keras.Model):
                 for name in names:
                     self.get_layer(name).trainable = False
 
-        self.input_shapes = shapes
-        self.modalities = modalities
-        self.num_classes = num_classes
-        self.encoders = encoders
-        self.feature_dim = feature_dim
+        set_architecture(self, shapes, num_classes, encoders, feature_dim, conventions)
         self.loss_weights = weights
         self.perp_mode = perp_mode
         self.modality_targets = modality_targets
-        self.conventions = conventions
         self.initial_grl_lambda = float(grl_lambda)
         self.term_trackers = [keras.metrics.Mean(name=term) for term in LOSS_TERMS]
         self.accuracy_trackers = [
@@ -290,19 +308,9 @@ class DisCoMKD(keras.Model):
                            name=f"{modality}_embedder")
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
-            "num_classes": self.num_classes,
-            "encoders": dict(self.encoders),
-            "feature_dim": self.feature_dim,
-            "loss_weights": dict(self.loss_weights),
-            "perp_mode": self.perp_mode,
-            "grl_lambda": self.initial_grl_lambda,
-            "modality_targets": self.modality_targets,
-            "conventions": self.conventions,
-        }
+        return dict(architecture_config(self), loss_weights=dict(self.loss_weights),
+                    perp_mode=self.perp_mode, grl_lambda=self.initial_grl_lambda,
+                    modality_targets=self.modality_targets)
 
     @classmethod
     def from_config(cls, config):

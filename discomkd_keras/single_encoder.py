@@ -24,7 +24,7 @@ class SingleEncoderClassifiers(keras.Model):
 
     def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
                  conventions="torch", **kwargs):
-        from discomkd_keras.model import check_model_arguments
+        from discomkd_keras.model import check_model_arguments, set_architecture
 
         shapes, num_classes, encoders, _ = check_model_arguments(
             input_shapes, num_classes, encoders, feature_dim, conventions=conventions)
@@ -37,12 +37,7 @@ class SingleEncoderClassifiers(keras.Model):
             outputs[m] = {"logits": conv.dense(features, num_classes, f"{m}_classifier")}
         kwargs.setdefault("name", "single_encoder")
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.input_shapes = shapes
-        self.modalities = list(shapes)
-        self.num_classes = num_classes
-        self.encoders = encoders
-        self.feature_dim = feature_dim
-        self.conventions = conventions
+        set_architecture(self, shapes, num_classes, encoders, feature_dim, conventions)
         self.accuracy_trackers = [keras.metrics.SparseCategoricalAccuracy(name=f"{m}_acc")
                                   for m in self.modalities]
 
@@ -74,10 +69,8 @@ class SingleEncoderClassifiers(keras.Model):
         return keras.Model(x, out, name=f"{modality}_classifier")
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
-                "num_classes": self.num_classes, "encoders": dict(self.encoders),
-                "feature_dim": self.feature_dim, "conventions": self.conventions}
+        from discomkd_keras.model import architecture_config
+        return architecture_config(self)
 
     @classmethod
     def from_config(cls, config):

@@ -31,7 +31,7 @@ class MultimodalTeacher(keras.Model):
 
     def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
                  conventions="torch", **kwargs):
-        from discomkd_keras.model import check_model_arguments
+        from discomkd_keras.model import check_model_arguments, set_architecture
 
         shapes, num_classes, encoders, _ = check_model_arguments(
             input_shapes, num_classes, encoders, feature_dim, conventions=conventions)
@@ -44,12 +44,7 @@ class MultimodalTeacher(keras.Model):
         kwargs.setdefault("name", "teacher")
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
-        self.input_shapes = shapes
-        self.modalities = list(shapes)
-        self.num_classes = num_classes
-        self.encoders = encoders
-        self.feature_dim = feature_dim
-        self.conventions = conventions
+        set_architecture(self, shapes, num_classes, encoders, feature_dim, conventions)
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="teacher_acc")
 
     def _labels(self, y):
@@ -71,15 +66,8 @@ class MultimodalTeacher(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
-            "num_classes": self.num_classes,
-            "encoders": dict(self.encoders),
-            "feature_dim": self.feature_dim,
-            "conventions": self.conventions,
-        }
+        from discomkd_keras.model import architecture_config
+        return architecture_config(self)
 
     @classmethod
     def from_config(cls, config):
