@@ -84,9 +84,9 @@ def write_report(raw, out_dir):
     for r in runs:
         ratio = r["rows_per_s"] / released["rows_per_s"] if released else float("nan")
         wall = r.get("wall_s_per_epoch")
+        walls = (f"{wall:.2f} | {wall / r['train_s_per_epoch']:.3f}" if wall else "n/a | n/a")
         lines.append(f"| {r['label']} | {r['rows_per_s']:.1f} | {ratio:.2f} | "
-                     f"{r['train_s_per_epoch']:.2f} | {wall and f'{wall:.2f}' or 'n/a'} | "
-                     f"{wall and f'{wall / r['train_s_per_epoch']:.3f}' or 'n/a'} |")
+                     f"{r['train_s_per_epoch']:.2f} | {walls} |")
     lines += ["", "Rows/s and seconds: medians over epochs 2.. (epoch 1 holds start-up and "
               "tracing). The released script's wall time per epoch also evaluates the test set "
               "every epoch, so only its training time is compared.", ""]
