@@ -138,7 +138,7 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
               flag_value="mixed_float16", default="float32", show_default=True,
               help="Precision policy; the bare flag means mixed_float16 (GPUs).")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs to RUN_DIR/tensorboard.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=int, default=2, show_default=True,
               help="Threads preparing batches.")
 @click.option("--checkpoint-every", "checkpoint_seconds", type=float, default=120,
               show_default=True, help="Seconds of training a crash may lose (at least one epoch "
