@@ -60,7 +60,7 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
               help="Comma-separated modalities to use, in order (default: all of the data's).")
 @click.option("--split-seed", type=int, default=None,
               help="Released layout without index files: stratified 70/10/20 splits from this seed.")
-@click.option("--synthetic-size", type=int, default=64, show_default=True,
+@click.option("--synthetic-size", type=int, default=48, show_default=True,
               help="Synthetic RGB-D: image side in pixels.")
 @click.option("--synthetic-per-class", type=int, default=500, show_default=True,
               help="Synthetic RGB-D: samples per class (6 classes).")

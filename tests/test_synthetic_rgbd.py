@@ -120,8 +120,9 @@ def test_knobs_are_checked_and_change_the_scenes_and_the_cache_file(tmp_path):
     np.testing.assert_array_equal(same.inputs["rgb"], plain.inputs["rgb"])  # defaults: one file
     assert not np.array_equal(camouflaged.inputs["rgb"], plain.inputs["rgb"])
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names[0].startswith("synthetic-rgbd-v1-n6-s16-seed0-knobs")
-    assert names[1:] == ["synthetic-rgbd-v1-n6-s16-seed0.npz"]
+    stem = f"synthetic-rgbd-v{srgbd.FORMAT_VERSION}-n6-s16-seed0"
+    assert names[0].startswith(stem + "-knobs")
+    assert names[1:] == [stem + ".npz"]
 
 
 def test_split_is_stratified_and_shared(cached):

@@ -61,6 +61,9 @@ from discomkd_keras.data.rgbd_geometry import BOUND, lerp, march, normals, poses
 CLASS_NAMES = ("sphere", "cube", "cylinder", "cone", "torus", "pyramid")
 MAX_DEPTH_M = 4.0
 
+# Calibrated (issue 11, validation split) so that the default run's twins reach about
+# RGB 0.64 and depth 0.79 weighted F1 at 48x48 in 10 epochs: RGB with room to be helped,
+# depth able to help. The values before the calibration are in the git history.
 SCENE_DEFAULTS = {
     "fov_deg": 55.0,
     "object_distance_m": [0.9, 1.6],
@@ -68,34 +71,34 @@ SCENE_DEFAULTS = {
     # Objects stand roughly upright (like things on a table, seen from the side);
     # full 3D rotations (180) would make many silhouettes ambiguous (a cylinder
     # seen end-on is a disc, a pyramid from above a square).
-    "pose_tilt_deg": 45.0,
-    "object_offset": 0.4,  # max |centre| in units of the half image, so objects may be cropped
-    "bg_gap_m": [0.15, 1.2],  # background plane distance beyond the object's bounding sphere
+    "pose_tilt_deg": 25.0,
+    "object_offset": 0.2,  # max |centre| in units of the half image, so objects may be cropped
+    "bg_gap_m": [0.3, 1.2],  # background plane distance beyond the object's bounding sphere
     "bg_tilt_deg": 25.0,
 
     # RGB knobs.
-    "p_camouflage": 0.2,
+    "p_camouflage": 0.35,
     "camouflage_jitter": 0.12,  # relative brightness difference object vs background when camouflaged
-    "p_flat_light": 0.2,
-    "object_texture_contrast": [0.0, 0.5],  # fraction of the way between its two colours
-    "bg_texture_contrast": [0.0, 0.35],
+    "p_flat_light": 0.35,
+    "object_texture_contrast": [0.0, 0.3],  # fraction of the way between its two colours
+    "bg_texture_contrast": [0.0, 0.25],
     # Unless camouflaged, the object's colour differs from the background's by this
     # much (RGB distance, full scale = 1), so it is seen wherever shading is flat.
-    "object_color_distance": [0.25, 0.7],
+    "object_color_distance": [0.35, 0.7],
     "ambient": [0.1, 0.45],
     "exposure": [0.75, 1.2],
-    "rgb_noise": [0.005, 0.04],  # per-pixel Gaussian noise std, fraction of full scale
+    "rgb_noise": [0.005, 0.02],  # per-pixel Gaussian noise std, fraction of full scale
 
     # Depth knobs.
     "depth_noise_a": 0.004,  # metres
-    "depth_noise_b": [0.003, 0.012],  # metres per metre^2
+    "depth_noise_b": [0.001, 0.004],  # metres per metre^2
     "depth_scale_bias": 0.03,  # +- relative calibration error per sample
     "depth_edge_jump_m": 0.08,  # a neighbour differing by more is a discontinuity
-    "depth_edge_drop": [0.3, 1.0],  # probability an edge pixel is invalid
-    "depth_dropout": [0.0, 0.02],  # probability any pixel is invalid
-    "depth_holes_max": 2,  # elliptical holes per image: 0..depth_holes_max
-    "depth_hole_radius": [0.03, 0.12],  # in units of the image size
-    "p_depth_failure": 0.2,  # interference or a transparent object (half each)
+    "depth_edge_drop": [0.2, 0.6],  # probability an edge pixel is invalid
+    "depth_dropout": [0.0, 0.005],  # probability any pixel is invalid
+    "depth_holes_max": 1,  # elliptical holes per image: 0..depth_holes_max
+    "depth_hole_radius": [0.03, 0.08],  # in units of the image size
+    "p_depth_failure": 0.05,  # interference or a transparent object (half each)
     "failure_noise_gain": 4.0,
     "failure_dropout": 0.35,
     "transparent_drop": 0.05,  # pixels lost where the sensor looks through the object
@@ -323,7 +326,7 @@ def scene_knobs(overrides=None):
     return knobs
 
 
-def render_rgbd(labels, seed, size=64, knobs=None):
+def render_rgbd(labels, seed, size=48, knobs=None):
     """Render one RGB-D sample per label.
 
     Args:

@@ -29,7 +29,7 @@ from discomkd_keras.data.rgbd_renderer import (CLASS_NAMES, MAX_DEPTH_M, SCENE_D
                                                scene_knobs)
 
 # Bump when the renderer or a knob changes: it is part of the cache file name.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the calibrated SCENE_DEFAULTS
 NAME = "synthetic-rgbd"
 DEFAULT_CACHE_DIR = "~/.cache/discomkd-keras"
 # The smallest class size for which the 70/10/20 split leaves no split empty.
@@ -88,7 +88,7 @@ def _write_cache(path, rgb, depth, labels):
         warnings.warn(f"Cannot cache {NAME} in {directory}: {err}", stacklevel=3)
 
 
-def preprocessing(size=64):
+def preprocessing(size=48):
     """The JSON-able raw-to-input recipe of each modality."""
     return {
         "rgb": {"encoding": "rgb8", "raw": "8-bit RGB image, HxWx3", "layout": "HWC", "scale": 1 / 255, "offset": 0.0,
@@ -109,7 +109,7 @@ def to_inputs(rgb, depth, size):
     return {"rgb": x_rgb, "depth": np.clip(x_depth, *np.float32(spec["depth"]["clip"]))}
 
 
-def load_synthetic_rgbd(n_per_class=500, size=64, seed=0, cache_dir=None, knobs=None):
+def load_synthetic_rgbd(n_per_class=500, size=48, seed=0, cache_dir=None, knobs=None):
     """The paired RGB-D set of `n_per_class` samples per shape, cached on disk.
 
     Args:
