@@ -150,7 +150,10 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
             converter.inference_input_type = getattr(tf, io_type)
             converter.inference_output_type = getattr(tf, io_type)
         try:
-            return converter.convert()
+            # The converter's C++ progress lines ("fully_quantize: 0, ...") go straight to
+            # stderr; its failures come back as the exception below, with their message.
+            with runtime.quiet_native_stderr():
+                return converter.convert()
         except Exception as err:  # the converter raises many types; the message is what matters
             text = str(err)
             ops = _unsupported_ops(text)
