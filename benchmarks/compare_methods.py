@@ -49,8 +49,9 @@ DKD_WARMUP_FRACTION = 20 / 240
               default=None, help="Override the preset's augmentation of every image modality "
               "(default: each kind's default).")
 @click.option("--option", "extra", multiple=True, metavar="KEY=JSON",
-              help="Any other training option for every run, e.g. modality_targets='\"released\"' "
-              "or loss_weights='{\"adv\": 0.5}' (DisCoM-KD's ablations keep their zero).")
+              help="Another training option for DisCoM-KD's runs (a variant; the baselines stay "
+              "as they are), e.g. modality_targets='\"released\"' or loss_weights='{\"aux\": 2}' "
+              "(the ablations keep their zero).")
 @click.option("--grl-schedule", type=click.Choice(["constant", "dann"]), default="constant",
               show_default=True, help="DisCoM-KD's gradient-reversal schedule.")
 @click.option("--tag", default=None,
@@ -103,10 +104,11 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
         "precision": precision,
         "dkd_warmup_epochs": round(DKD_WARMUP_FRACTION * base["epochs"], 3),
     }
+    variant = {}
     for item in extra:
         key, _, value = item.partition("=")
         try:
-            options[key.strip()] = json.loads(value)
+            variant[key.strip()] = json.loads(value)
         except json.JSONDecodeError as err:
             raise click.BadParameter(f"{item!r}: the value is not JSON ({err})",
                                      param_hint="--option") from None
@@ -120,8 +122,10 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
     try:
         records = run_comparison(data_spec, options, range(seeds),
                                  work_dir or HERE / "runs" / name, methods=wanted,
-                                 log=click.echo, verbose=1 if verbose else 0)
-        raw = make_raw(name, data_spec, options, range(seeds), records, command)
+                                 log=click.echo, verbose=1 if verbose else 0,
+                                 discomkd_options=variant)
+        raw = make_raw(name, data_spec, dict(options, discomkd_variant=variant), range(seeds),
+                       records, command)
         paths = write_report(raw, out_dir)
     except (DataError, RunError, ValueError) as err:
         click.echo(f"Error: {err}", err=True)

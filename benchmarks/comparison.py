@@ -80,12 +80,13 @@ def _finished(run_dir, config):
 
 
 def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, log=print,
-                   verbose=0):
+                   verbose=0, discomkd_options=None):
     """Train every method for every seed; return the list of per-run records.
 
     data_spec: as for `load_data` (the same data for every seed: seeds vary
         the initialisation, the batch order and the augmentation).
     options: training options shared by all runs (resolve_config's keys).
+    discomkd_options: more options for DisCoM-KD's runs only (a variant under test).
     The students of seed s learn from the teacher of seed s.
     """
     from discomkd_keras.data import load_data
@@ -108,6 +109,8 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
     for i, (seed, label, change) in enumerate(plan, 1):
         run_dir = work_dir / f"seed{seed}" / _slug(label)
         run_options = dict(options, seed=seed)
+        if change.get("method") == "discomkd":
+            change = {**(discomkd_options or {}), **change}
         for key, value in change.items():  # an ablation adds its zero to shared loss weights
             run_options[key] = {**options.get(key, {}), **value} if isinstance(value, dict) else value
         if change.get("method") in STUDENT_METHODS:
@@ -245,6 +248,7 @@ def format_markdown(raw, summary, png_name):
         f"{o.get('epochs')} epochs, batch {o.get('batch_size')} per modality, Adam lr "
         f"{o.get('learning_rate')}, augmentation {o.get('augment') or DEFAULT_AUGMENTATION}, "
         f"GRL lambda {o.get('grl_schedule', 'constant')}, "
+        f"DisCoM-KD variant {json.dumps(o.get('discomkd_variant') or {})}, "
         f"{len(seeds)} seeds ({', '.join(map(str, seeds))}); data `{json.dumps(raw['data'])}`.",
         f"Each classifier is the epoch with the best validation weighted F1; figures are on the "
         f"test split, mean ± std over seeds, in points (%).",

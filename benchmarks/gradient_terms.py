@@ -28,16 +28,15 @@ def term_gradients(model, x, y, modality):
     from discomkd_keras.losses import loss_terms
 
     weights = model.classifier(modality).trainable_weights
-    with tf.GradientTape(persistent=True) as tape:
+    with tf.GradientTape(persistent=True) as tape:  # the weighting too: taped ops only
         terms = loss_terms(model(x, training=True), y, model.modalities, model.perp_mode,
                            model.modality_targets)
+        weighted = {t: model.loss_weights[t] * terms[t] for t in TERMS if model.loss_weights[t]}
     out = {}
-    for t in TERMS:
-        if model.loss_weights[t] == 0:
-            continue
-        grads = tape.gradient(model.loss_weights[t] * terms[t], weights,
-                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        out[t] = np.concatenate([g.numpy().ravel() for g in grads])
+    for t, term in weighted.items():
+        grads = tape.gradient(term, weights)  # None where the term does not reach a weight
+        out[t] = np.concatenate([np.zeros(int(np.prod(w.shape))) if g is None else g.numpy().ravel()
+                                 for g, w in zip(grads, weights)])
     return out
 
 
