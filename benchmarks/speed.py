@@ -66,6 +66,7 @@ def write_report(raw, out_dir):
     from discomkd_keras.run_directory import write_atomic, write_json
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "speed.json", raw)
     runs = raw["runs"]
     released = next((r for r in runs if r["program"] == "released script"), None)
