@@ -225,6 +225,14 @@ def test_every_method_trains_through_the_cli(tmp_path):
 
     result = run_cli("export", teacher, "--modality", "rgb")
     assert result.exit_code == 2 and "teacher run" in result.output
+    # The single-encoder baseline evaluates (no embedding map: it has no z_inv) and exports.
+    result = run_cli("evaluate", tmp_path / "single")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "single" / "evaluation" / "confusion_rgb.png").exists()
+    assert not (tmp_path / "single" / "evaluation" / "embeddings.png").exists()
+    if keras.backend.backend() == "tensorflow":
+        result = run_cli("export", tmp_path / "single", "--modality", "rgb", "--quantize", "float32")
+        assert result.exit_code == 0 and "PASS" in result.output, result.output
 
 
 @pytest.mark.parametrize("args, message", [
