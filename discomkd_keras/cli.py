@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from discomkd_keras import __version__
-from discomkd_keras.cli_support import errors, fail, pairs, quiet_backend_start
+from discomkd_keras.cli_support import (errors, fail, knob_value, pairs, print_summary,
+                                        quiet_backend_start)
 
 # The option vocabularies come from modules that start Keras (and TensorFlow): quietly.
 with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
@@ -159,7 +160,7 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
             spec = data_spec(source, data_dir, names, split_seed, synthetic_size,
                              synthetic_per_class, fsdd_dir, mnist_path, av_split, test_speaker,
                              pairing, options["seed"],
-                             pairs(synthetic_knobs, "--synthetic-knob", _knob_value),
+                             pairs(synthetic_knobs, "--synthetic-knob", knob_value),
                              image_energy, audio_snr_db, audio_noise)
             options.update(loss_weights=pairs(options["loss_weights"], "--loss-weight", float),
                            augment=pairs(options["augment"], "--augment"),
@@ -168,30 +169,7 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
                                             log=click.echo, verbose=verbose)
     except errors() as err:
         fail(str(err))
-    _summary(run_dir, results)
-
-
-def _knob_value(text):
-    """A scene knob's value: one number, or LOW,HIGH."""
-    values = [float(v) for v in text.split(",")]
-    return values if len(values) > 1 else values[0]
-
-
-def _summary(run_dir, results):
-    teacher = "teacher" in results
-    what = "the multi-modal teacher" if teacher else "each modality's classifier"
-    click.echo(f"\nTest split, {what} at its best validation epoch:")
-    click.echo(f"  {'model' if teacher else 'modality':<12}{'accuracy':>10}{'weighted F1':>13}"
-               f"{'best epoch':>12}{'params':>12}")
-    for m, r in results.items():
-        click.echo(f"  {m:<12}{r['test_accuracy']:>10.4f}{r['test_weighted_f1']:>13.4f}"
-                   f"{r['best_epoch']:>12}{r['parameters']:>12,}")
-    click.echo(f"\nRun saved in {run_dir} (plots in {run_dir}/plots). Next:")
-    click.echo(f"  discomkd-keras evaluate {run_dir}")
-    if teacher:
-        click.echo(f"  discomkd-keras train --method kd --teacher {run_dir} ...  (same data options)")
-    else:
-        click.echo(f"  discomkd-keras export {run_dir} --modality {next(iter(results))}")
+    print_summary(run_dir, results)
 
 
 @main.command()
@@ -215,7 +193,7 @@ def evaluate(run_dir, max_points):
     except errors() as err:
         fail(str(err))
     separation = results.pop("_modality_separation", None)
-    _summary(run_dir, results)
+    print_summary(run_dir, results)
     if separation:
         click.echo("Modality separability (nearest-centroid accuracy; ~1/M = mixed, 1 = separated): "
                    + ", ".join(f"{k} {v:.2f}" for k, v in separation.items()))

@@ -1,5 +1,6 @@
-"""What every `discomkd-keras` command shares: the one-line error exit, NAME=VALUE
-options, the quiet backend start-up and the errors a command reports as one line."""
+"""What the `discomkd-keras` commands share: the one-line error exit, NAME=VALUE
+options, the quiet backend start-up, the errors a command reports as one line and
+the summary of a run's test results."""
 
 import contextlib
 import sys
@@ -49,3 +50,26 @@ def errors():
     from discomkd_keras.export import ExportError
     from discomkd_keras.run_directory import RunError
     return DataError, ExportError, RunError, ValueError
+
+
+def knob_value(text):
+    """A scene knob's value: one number, or LOW,HIGH."""
+    values = [float(v) for v in text.split(",")]
+    return values if len(values) > 1 else values[0]
+
+
+def print_summary(run_dir, results):
+    teacher = "teacher" in results
+    what = "the multi-modal teacher" if teacher else "each modality's classifier"
+    click.echo(f"\nTest split, {what} at its best validation epoch:")
+    click.echo(f"  {'model' if teacher else 'modality':<12}{'accuracy':>10}{'weighted F1':>13}"
+               f"{'best epoch':>12}{'params':>12}")
+    for m, r in results.items():
+        click.echo(f"  {m:<12}{r['test_accuracy']:>10.4f}{r['test_weighted_f1']:>13.4f}"
+                   f"{r['best_epoch']:>12}{r['parameters']:>12,}")
+    click.echo(f"\nRun saved in {run_dir} (plots in {run_dir}/plots). Next:")
+    click.echo(f"  discomkd-keras evaluate {run_dir}")
+    if teacher:
+        click.echo(f"  discomkd-keras train --method kd --teacher {run_dir} ...  (same data options)")
+    else:
+        click.echo(f"  discomkd-keras export {run_dir} --modality {next(iter(results))}")
