@@ -1,14 +1,14 @@
 """Which DisCoM-KD terms push a modality's deployed branch, and how hard, against L_cl.
 
-    python benchmarks/gradient_terms.py RUN_DIR [--modality image] [--batches 8]
+    python benchmarks/gradient_terms.py RUN_DIR [RUN_DIR ...] [--modality image] [--batches 8]
 
-Loads the run's last checkpoint (the full training model) and, on training
+Loads each run's last checkpoint (the full training model) and, on training
 batches drawn as in training, measures for each weighted loss term t (cl, adv,
 mod, aux, perp) the gradient with respect to the weights of one modality's
 deployed classifier (both encoders, the projection and its head): its norm,
 the ratio of that norm to L_cl's, and the cosine between the two gradients
 (negative: the term pulls the branch against its own task). Means over the
-batches are printed as a Markdown table (and written with --out). TensorFlow
+batches and runs (e.g. the seeds of one comparison) are printed as a Markdown table (and written with --out). TensorFlow
 backend (it uses GradientTape); figures are printed, never asserted.
 """
 
@@ -41,39 +41,43 @@ def term_gradients(model, x, y, modality):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("run_dirs", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--modality", default=None, help="Default: every modality.")
-@click.option("--batches", type=int, default=8, show_default=True)
+@click.option("--batches", type=int, default=8, show_default=True, help="Batches per run.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), default=None)
-def main(run_dir, modality, batches, out_file):
+def main(run_dirs, modality, batches, out_file):
     """Per-term gradient norms and cosines against L_cl on deployed branches."""
     from discomkd_keras.data import load_data
     from discomkd_keras.data.unpaired_batches import UnpairedBatches
     from discomkd_keras.run_directory import load_model_file, read_run, write_atomic
 
-    config, state = read_run(run_dir)
-    if config.get("method", "discomkd") != "discomkd" or not state.get("checkpoint"):
-        click.echo("Error: needs a DisCoM-KD run with a checkpoint.", err=True)
-        sys.exit(2)
-    model = load_model_file(run_dir / state["checkpoint"])
-    data = load_data(config["data"])
-    stream = UnpairedBatches(data, batch_size=config["batch_size"], augment=config["augment"],
-                             seed=12345)
-    lines = [f"Run `{run_dir}` (epoch {state['epoch']}), {batches} training batches; gradients "
-             "of each weighted term w.r.t. the deployed classifier's weights.", "",
-             "| modality | term | norm | norm / L_cl's | cosine with L_cl |", "|---|---|---:|---:|---:|"]
-    for m in [modality] if modality else config["modalities"]:
-        found = {t: [] for t in TERMS}
-        for step in range(min(batches, len(stream))):
-            grads = term_gradients(model, *stream[step], m)
-            for t, g in grads.items():
+    found, epochs = {}, []
+    for run_dir in run_dirs:
+        config, state = read_run(run_dir)
+        if config.get("method", "discomkd") != "discomkd" or not state.get("checkpoint"):
+            click.echo(f"Error: {run_dir} is not a DisCoM-KD run with a checkpoint.", err=True)
+            sys.exit(2)
+        model = load_model_file(run_dir / state["checkpoint"])
+        epochs.append(state["epoch"])
+        stream = UnpairedBatches(load_data(config["data"]), batch_size=config["batch_size"],
+                                 augment=config["augment"], seed=12345)
+        for m in [modality] if modality else config["modalities"]:
+            for step in range(min(batches, len(stream))):
+                grads = term_gradients(model, *stream[step], m)
                 cl = grads["cl"]
-                found[t].append((np.linalg.norm(g), np.linalg.norm(g) / np.linalg.norm(cl),
-                                 float(g @ cl / (np.linalg.norm(g) * np.linalg.norm(cl) + 1e-30))))
-        for t, values in found.items():
-            if values:
-                norm, ratio, cos = np.mean(values, axis=0)
-                lines.append(f"| {m} | {t} | {norm:.4g} | {ratio:.3f} | {cos:+.3f} |")
+                for t, g in grads.items():
+                    cos = float(g @ cl / (np.linalg.norm(g) * np.linalg.norm(cl) + 1e-30))
+                    found.setdefault((m, t), []).append(
+                        (np.linalg.norm(g), np.linalg.norm(g) / np.linalg.norm(cl), cos))
+    lines = [f"{len(run_dirs)} run(s) ({', '.join(p.name if p.name != 'discomkd' else str(p.parent.name + '/' + p.name) for p in run_dirs)}), "
+             f"last checkpoint (epoch {', '.join(map(str, sorted(set(epochs))))}), {batches} "
+             "training batches each; gradients of each weighted term w.r.t. the deployed "
+             "classifier's weights, means over batches and runs.", "",
+             "| modality | term | norm | norm / L_cl's | cosine with L_cl |", "|---|---|---:|---:|---:|"]
+    for (m, t), values in found.items():
+        norm, ratio, cos = np.mean(values, axis=0)
+        lines.append(f"| {m} | {t} | {norm:.4g} | {ratio:.3f} | {cos:+.3f} |")
     text = "\n".join(lines) + "\n"
     click.echo(text)
     if out_file:
