@@ -200,14 +200,8 @@ def _check_values(config):
         raise ValueError(f"learning rate must be > 0; got {config['learning_rate']!r}.")
 
 
-def resolve_config(spec, data, options):
-    """The full config of a run: defaults overlaid with `options`, plus what the data fixes.
-
-    Raises ValueError (DataError, RunError) naming the first problem, before
-    anything is written: the model's own argument checks run here too.
-    """
-    from discomkd_keras.model import check_model_arguments
-
+def merged_options(options):
+    """TRAIN_DEFAULTS overlaid with `options`, checked (what needs no data: fails fast)."""
     unknown = sorted(set(options) - set(TRAIN_DEFAULTS))
     if unknown:
         raise ValueError(f"Unknown training options {unknown}.")
@@ -218,6 +212,18 @@ def resolve_config(spec, data, options):
         elif value is not None:
             config[key] = value
     _check_values(config)
+    return config
+
+
+def resolve_config(spec, data, options):
+    """The full config of a run: defaults overlaid with `options`, plus what the data fixes.
+
+    Raises ValueError (DataError, RunError) naming the first problem, before
+    anything is written: the model's own argument checks run here too.
+    """
+    from discomkd_keras.model import check_model_arguments
+
+    config = merged_options(options)
     for m in list(config["encoders"]) + list(config["augment"]):
         if m not in data.modalities:
             raise DataError(f"Unknown modality {m!r}; the data has: {', '.join(data.modalities)}.")

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 
 from discomkd_keras.config import (PAIRED_METHODS, PRESETS, STUDENT_METHODS, choose_encoders,
-                                   resolve_config, with_preset)
+                                   merged_options, resolve_config, with_preset)
 from discomkd_keras.data import load_data
 from discomkd_keras.encoders import ADAM_EPSILON
 from discomkd_keras.evaluation import predict_logits, score_best_classifiers, split_xy
@@ -196,6 +196,7 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
 
     encoder_items: `[MOD=]FAMILY` strings, as `--encoder` takes them.
     """
+    merged_options(with_preset(options, spec["source"]))  # bad values fail before the data loads
     log(f"Loading {spec['source']} data ...")
     data = load_data(spec)
     options = dict(with_preset(options, spec["source"]),
