@@ -193,15 +193,16 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
     """Convert, verify and write one modality; return its model card (a dict)."""
     from discomkd_keras.data import load_data
 
-    require_converter()
     run_dir = Path(run_dir)
     config, state = read_run(run_dir)
+    # Faults of the run come first: they hold on every backend and environment.
     if config.get("method") == "teacher":
         raise ExportError(f"{run_dir} is a multi-modal teacher run: it has no single-modality "
                           "classifier to export (distil students from it: --method kd --teacher).")
     if modality not in config["modalities"]:
         raise ExportError(f"Unknown modality {modality!r}; this run has: "
                           f"{', '.join(config['modalities'])}.")
+    require_converter()
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[quantization] if quantization in DEFAULT_THRESHOLDS else 0.98
     if not 0.0 <= threshold <= 1.0:

@@ -188,11 +188,18 @@ TINY = ["--encoder", "rgb=lenet", "--feature-dim", "8", "--batch-size", "16", "-
 def test_every_method_trains_through_the_cli(tmp_path):
     d = write_released(tmp_path / "data")
     teacher = tmp_path / "teacher"
-    result = run_cli("train", "--data-dir", d, "--method", "teacher", "--run-dir", teacher, *TINY)
+    result = run_cli("train", "--data-dir", d, "--method", "teacher", "--run-dir", teacher, *TINY,
+                     "--epochs", "4")
     assert result.exit_code == 0, result.output
     assert "--method kd --teacher" in result.output
     t_results = json.loads((teacher / "results.json").read_text())
-    assert list(t_results) == ["teacher"] and t_results["teacher"]["test_weighted_f1"] > 0.5
+    assert list(t_results) == ["teacher"] and 0 <= t_results["teacher"]["test_weighted_f1"] <= 1
+    # The teacher learned. Training rows, not the 12-row test split: its F1 after
+    # 12 steps swings from 0.23 to 0.92 with the seed and backend.
+    rows = (teacher / "history.csv").read_text().splitlines()
+    header, first, last = (r.split(",") for r in (rows[0], rows[1], rows[-1]))
+    loss, acc = header.index("loss"), header.index("teacher_acc")
+    assert float(last[loss]) < 0.85 * float(first[loss]) and float(last[acc]) > 0.5
     assert (teacher / "best" / "teacher.keras").exists()
     trained = keras.saving.load_model(teacher / "best" / "teacher.keras", safe_mode=True)
 
