@@ -98,8 +98,10 @@ def parse_released_log(text, train_rows):
             continue
         epoch = int(match.group(1)) + 1
         seconds.append(float(match.group(4)))
+        # The script prints the test F1 of its best validation epoch so far, every epoch.
         for modality, f1 in BEST.findall(match.group(3)):
-            best[modality], best_epoch[modality] = float(f1) / 100, epoch
+            if best.get(modality) != float(f1) / 100:
+                best[modality], best_epoch[modality] = float(f1) / 100, epoch
     if set(best) != set(MODALITIES):
         raise RuntimeError("the released script's log has no BEST line for every modality")
     return {"f1": best, "best_epoch": best_epoch, "epoch_seconds": seconds,
@@ -188,10 +190,12 @@ def write_report(raw, out_dir):
         "SPECTRO (N,1,64,64), 2430 train / 270 valid / 300 test rows. "
         f"Protocol: {raw['epochs']} epochs, Adam 1e-4, batch 128 per modality, D = 512, lambda 1, "
         "LeNet for MNIST, ResNet-18 for SPECTRO, augmentation on MNIST only. "
-        f"Seeds {', '.join(map(str, seeds))}; test weighted F1 (points) at each modality's best "
-        "validation epoch, mean +- std over the seeds; rows/s: training rows (one per modality "
-        "pair) per second of training, median of epochs 2.., mean over the seeds. "
-        f"Machine: {raw['machine']}.",
+        "Seeds from 0 up, as many as the runs column says; test weighted F1 (points) at each "
+        "modality's best validation epoch, mean +- std over the seeds; rows/s: training rows "
+        "(one per modality pair) per second of training, median of epochs 2.., mean over the "
+        f"seeds. Machine: {raw['machine']}. These runs shared the cores with other benchmarks "
+        "(two jobs at a time), so rows/s here are not speed figures: `speed.md` measures speed "
+        "on a quiet machine.",
         "",
         "| row | MNIST F1 | SPECTRO F1 | rows/s | runs |",
         "|---|---:|---:|---:|---:|",
@@ -203,9 +207,20 @@ def write_report(raw, out_dir):
         cells = []
         for m in MODALITIES:
             mean, std = mean_std([100 * r["f1"][m] for r in runs])
-            cells.append(f"{mean:.1f} +- {std:.1f}")
+            cells.append(f"{mean:.1f} +- {std:.1f}" if len(runs) > 1 else f"{mean:.1f}")
         speed = statistics.mean(r["rows_per_s"] for r in runs)
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {speed:.1f} | {len(runs)} |")
+    lines += ["", "Fidelity (this project's mean minus the released script's, points; "
+              "the target: within 1):", ""]
+    for ours, theirs in (("project-released", "released-discomkd"), ("project-twin", "released-twin")):
+        a = [r for r in raw["runs"] if r["row"] == ours]
+        b = [r for r in raw["runs"] if r["row"] == theirs]
+        if a and b:
+            gaps = {m: statistics.mean(100 * r["f1"][m] for r in a)
+                    - statistics.mean(100 * r["f1"][m] for r in b) for m in MODALITIES}
+            lines.append(f"- {ours} against {theirs} ({len(a)} and {len(b)} seeds): " + ", ".join(
+                f"{m} {g:+.1f} ({'within' if abs(g) <= 1 else 'NOT within'} 1)"
+                for m, g in gaps.items()))
     lines += ["", "Per seed (test weighted F1, points, MNIST / SPECTRO):", ""]
     for key, label, _, _ in ROWS:
         runs = sorted((r for r in raw["runs"] if r["row"] == key), key=lambda r: r["seed"])
@@ -247,7 +262,10 @@ def data_and_script_options(command):
               default=HERE / "runs" / "released-protocol", show_default=True)
 @click.option("--out-dir", type=click.Path(path_type=Path), default=HERE / "results",
               show_default=True)
-def main(data_dir, released_script, released_python, seeds, epochs, rows, work_dir, out_dir):
+@click.option("--report-only", is_flag=True,
+              help="Train nothing: write the report from the finished runs in --work-dir.")
+def main(data_dir, released_script, released_python, seeds, epochs, rows, work_dir, out_dir,
+         report_only):
     """Train the released script and this project on the same arrays; write the comparison."""
     import platform
 
@@ -257,7 +275,8 @@ def main(data_dir, released_script, released_python, seeds, epochs, rows, work_d
         raise click.BadParameter(f"unknown rows {unknown}; expected some of {list(ROW_KEYS)}",
                                  param_hint="--rows")
     spec = {key: (program, arguments) for key, _, program, arguments in ROWS}
-    if any(spec[r][0] == "released" for r in wanted) and not (released_script and released_python):
+    if (not report_only and any(spec[r][0] == "released" for r in wanted)
+            and not (released_script and released_python)):
         raise click.UsageError("released rows need --released-script and --released-python.")
     raw_path = Path(out_dir) / "released-protocol.json"
     old = json.loads(raw_path.read_text())["runs"] if raw_path.exists() else []
@@ -269,6 +288,8 @@ def main(data_dir, released_script, released_python, seeds, epochs, rows, work_d
             done = run_dir / "result.json"
             if done.exists():
                 records[(key, seed)] = json.loads(done.read_text())
+                continue
+            if report_only:
                 continue
             click.echo(f"[{time.strftime('%H:%M:%S')}] {key}, seed {seed}")
             if program == "released":
