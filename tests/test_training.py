@@ -55,7 +55,8 @@ def test_train_then_evaluate_through_the_cli(tmp_path):
     # Short epochs, a long interval: one checkpoint, after the last epoch; the best
     # classifiers waited in memory until then.
     assert [r["checkpoint_seconds"] is not None for r in rows] == [False, False, False, True]
-    assert all(r["wall_seconds"] >= r["seconds"] + r["validation_seconds"] for r in rows)
+    # Each figure is rounded to the millisecond on its own, so the sum may pass the total by 2 ms.
+    assert all(r["wall_seconds"] >= r["seconds"] + r["validation_seconds"] - 0.002 for r in rows)
     for m in ("rgb", "vec"):
         # best/<m> is the epoch with the highest validation F1 (first one on ties).
         f1s = [r[f"val_{m}_f1"] for r in rows]
