@@ -79,6 +79,19 @@ def _finished(run_dir, config):
         {k: v for k, v in config.items() if k not in ignore}
 
 
+def method_options(options, seed, change, discomkd_options=None):
+    """One run's training options: the shared `options`, then (DisCoM-KD's runs only)
+    the variant under test, then the method's own `change`. A dict value (loss weights)
+    is merged key by key, so an ablation's zero joins the shared and the variant's weights."""
+    run_options = dict(options, seed=seed)
+    layers = ([discomkd_options or {}] if change.get("method") == "discomkd" else []) + [change]
+    for layer in layers:
+        for key, value in layer.items():
+            run_options[key] = ({**run_options.get(key, {}), **value} if isinstance(value, dict)
+                                else value)
+    return run_options
+
+
 def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, log=print,
                    verbose=0, discomkd_options=None):
     """Train every method for every seed; return the list of per-run records.
@@ -108,11 +121,7 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
     records = []
     for i, (seed, label, change) in enumerate(plan, 1):
         run_dir = work_dir / f"seed{seed}" / _slug(label)
-        run_options = dict(options, seed=seed)
-        if change.get("method") == "discomkd":
-            change = {**(discomkd_options or {}), **change}
-        for key, value in change.items():  # an ablation adds its zero to shared loss weights
-            run_options[key] = {**options.get(key, {}), **value} if isinstance(value, dict) else value
+        run_options = method_options(options, seed, change, discomkd_options)
         if change.get("method") in STUDENT_METHODS:
             run_options["teacher_run"] = str(work_dir / f"seed{seed}" / "teacher")
         config = resolve_config(data_spec, data, run_options)

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from comparison import paired_difference, run_comparison, summarise, write_report  # benchmarks/
+from comparison import (METHOD_RUNS, method_options, paired_difference, run_comparison,  # benchmarks/
+                        summarise, write_report)
 from helpers import write_released
 
 pytestmark = pytest.mark.portable
@@ -117,3 +118,18 @@ def test_runner_trains_then_reuses_finished_runs(tmp_path):
         run_comparison(spec, options, [0], tmp_path / "work", methods=["kd"])
     with pytest.raises(ValueError, match="Unknown methods"):
         run_comparison(spec, options, [0], tmp_path / "work", methods=["fitnet"])
+
+
+def test_a_variant_reaches_discomkd_and_its_ablations_only():
+    options = {"epochs": 6, "loss_weights": {"cl": 1.0}}
+    variant = {"loss_weights": {"aux": 2.0}, "modality_targets": "released"}
+    change = dict(METHOD_RUNS)
+    ablation = method_options(options, 3, change["discomkd -L_adv"], variant)
+    assert ablation == {"epochs": 6, "seed": 3, "method": "discomkd",
+                        "loss_weights": {"cl": 1.0, "aux": 2.0, "adv": 0.0},
+                        "modality_targets": "released"}
+    assert method_options(options, 3, change["discomkd"], variant)["loss_weights"] == {
+        "cl": 1.0, "aux": 2.0}
+    assert method_options(options, 0, change["unimodal"], variant) == {
+        "epochs": 6, "loss_weights": {"cl": 1.0}, "seed": 0, "method": "unimodal"}
+    assert options == {"epochs": 6, "loss_weights": {"cl": 1.0}}  # shared options untouched
