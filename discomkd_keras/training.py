@@ -196,10 +196,11 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
 
     encoder_items: `[MOD=]FAMILY` strings, as `--encoder` takes them.
     """
-    merged_options(with_preset(options, spec["source"]))  # bad values fail before the data loads
+    options = with_preset(options, spec["source"])
+    merged_options(options)  # bad values fail before the data loads
     log(f"Loading {spec['source']} data ...")
     data = load_data(spec)
-    options = dict(with_preset(options, spec["source"]),
+    options = dict(options,
                    encoders=choose_encoders(data, encoder_items, PRESETS[spec["source"]]["encoder"]))
     config = resolve_config(spec, data, options)
     run_dir = prepare_run_dir(run_dir or default_run_dir(data.name), overwrite=overwrite)
