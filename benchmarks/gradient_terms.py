@@ -8,10 +8,12 @@ mod, aux, perp) the gradient with respect to the weights of one modality's
 deployed classifier (both encoders, the projection and its head): its norm,
 the ratio of that norm to L_cl's, and the cosine between the two gradients
 (negative: the term pulls the branch against its own task). Means over the
-batches and runs (e.g. the seeds of one comparison) are printed as a Markdown table (and written with --out). TensorFlow
-backend (it uses GradientTape); figures are printed, never asserted.
+batches and runs (e.g. the seeds of one comparison) are printed as a Markdown
+table (and written with --out). TensorFlow backend (it uses GradientTape);
+figures are printed, never asserted.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -52,7 +54,7 @@ def main(run_dirs, modality, batches, out_file):
     from discomkd_keras.data.unpaired_batches import UnpairedBatches
     from discomkd_keras.run_directory import load_model_file, read_run, write_atomic
 
-    found, epochs = {}, []
+    found, epochs, datasets = {}, [], {}
     for run_dir in run_dirs:
         config, state = read_run(run_dir)
         if config.get("method", "discomkd") != "discomkd" or not state.get("checkpoint"):
@@ -60,7 +62,10 @@ def main(run_dirs, modality, batches, out_file):
             sys.exit(2)
         model = load_model_file(run_dir / state["checkpoint"])
         epochs.append(state["epoch"])
-        stream = UnpairedBatches(load_data(config["data"]), batch_size=config["batch_size"],
+        spec = json.dumps(config["data"], sort_keys=True)  # the seeds of a comparison share it
+        if spec not in datasets:
+            datasets[spec] = load_data(config["data"])
+        stream = UnpairedBatches(datasets[spec], batch_size=config["batch_size"],
                                  augment=config["augment"], seed=12345)
         for m in [modality] if modality else config["modalities"]:
             for step in range(min(batches, len(stream))):
@@ -70,7 +75,8 @@ def main(run_dirs, modality, batches, out_file):
                     cos = float(g @ cl / (np.linalg.norm(g) * np.linalg.norm(cl) + 1e-30))
                     found.setdefault((m, t), []).append(
                         (np.linalg.norm(g), np.linalg.norm(g) / np.linalg.norm(cl), cos))
-    lines = [f"{len(run_dirs)} run(s) ({', '.join(p.name if p.name != 'discomkd' else str(p.parent.name + '/' + p.name) for p in run_dirs)}), "
+    names = ", ".join(f"{p.parent.name}/{p.name}" for p in run_dirs)
+    lines = [f"{len(run_dirs)} run(s) ({names}), "
              f"last checkpoint (epoch {', '.join(map(str, sorted(set(epochs))))}), {batches} "
              "training batches each; gradients of each weighted term w.r.t. the deployed "
              "classifier's weights, means over batches and runs.", "",
