@@ -200,8 +200,12 @@ def write_report(raw, out_dir):
         "| row | MNIST F1 | SPECTRO F1 | rows/s | runs |",
         "|---|---:|---:|---:|---:|",
     ]
+    by_row = {key: sorted((r for r in raw["runs"] if r["row"] == key), key=lambda r: r["seed"])
+              for key in ROW_KEYS}
+    f1_mean = {key: {m: mean_std([100 * r["f1"][m] for r in runs])[0] for m in MODALITIES}
+               for key, runs in by_row.items() if runs}
     for key, label, _, _ in ROWS:
-        runs = [r for r in raw["runs"] if r["row"] == key]
+        runs = by_row[key]
         if not runs:
             continue
         cells = []
@@ -213,24 +217,22 @@ def write_report(raw, out_dir):
     lines += ["", "Fidelity (this project's mean minus the released script's, points; "
               "the target: within 1):", ""]
     for ours, theirs in (("project-released", "released-discomkd"), ("project-twin", "released-twin")):
-        a = [r for r in raw["runs"] if r["row"] == ours]
-        b = [r for r in raw["runs"] if r["row"] == theirs]
-        if a and b:
-            gaps = {m: statistics.mean(100 * r["f1"][m] for r in a)
-                    - statistics.mean(100 * r["f1"][m] for r in b) for m in MODALITIES}
-            lines.append(f"- {ours} against {theirs} ({len(a)} and {len(b)} seeds): " + ", ".join(
+        if by_row[ours] and by_row[theirs]:
+            gaps = {m: f1_mean[ours][m] - f1_mean[theirs][m] for m in MODALITIES}
+            lines.append(f"- {ours} against {theirs} ({len(by_row[ours])} and "
+                         f"{len(by_row[theirs])} seeds): " + ", ".join(
                 f"{m} {g:+.1f} ({'within' if abs(g) <= 1 else 'NOT within'} 1)"
                 for m, g in gaps.items()))
     lines += ["", "Per seed (test weighted F1, points, MNIST / SPECTRO):", ""]
     for key, label, _, _ in ROWS:
-        runs = sorted((r for r in raw["runs"] if r["row"] == key), key=lambda r: r["seed"])
+        runs = by_row[key]
         if runs:
             per_seed = "; ".join(f"seed {r['seed']}: {100 * r['f1']['MNIST']:.1f} / "
                                  f"{100 * r['f1']['SPECTRO']:.1f}" for r in runs)
             lines.append(f"- {label}: {per_seed}")
     lines += ["", "Commands (seed 0; the other seeds change `--seed` / the driver's seed):", ""]
     for key, label, _, _ in ROWS:
-        first = next((r for r in raw["runs"] if r["row"] == key and r["seed"] == seeds[0]), None)
+        first = next((r for r in by_row[key] if r["seed"] == seeds[0]), None)
         if first:
             lines += [f"- {label}:", f"  `{first['command']}`"]
     write_atomic(out_dir / "released-protocol.md", "\n".join(lines) + "\n")
