@@ -304,6 +304,9 @@ def main(data_dir, released_script, released_python, seeds, epochs, rows, work_d
             records[(key, seed)] = result
             click.echo(f"  F1 MNIST {100 * result['f1']['MNIST']:.1f}, SPECTRO "
                        f"{100 * result['f1']['SPECTRO']:.1f}; {result['rows_per_s']:.1f} rows/s")
+    if not records:
+        raise click.UsageError(f"no finished runs (result.json) under {work_dir} nor in {raw_path}: "
+                               "nothing to report.")
     raw = {"command": "python " + shlex.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d"), "data": str(data_dir), "epochs": epochs,
            "seeds": list(range(seeds)),

@@ -44,3 +44,15 @@ def test_report_states_each_gap_against_the_one_point_target(tmp_path):
     assert "project-twin against released-twin (1 and 1 seeds): MNIST +0.5 (within 1), " \
            "SPECTRO +0.2 (within 1)" in text
     assert json.loads((tmp_path / "released-protocol.json").read_text()) == raw
+
+
+def test_report_only_with_no_finished_runs_is_an_error_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from released_protocol import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["--data", str(tmp_path), "--report-only",
+                                       "--work-dir", str(tmp_path / "work"), "--out-dir", str(out)])
+    assert result.exit_code == 2 and "no finished runs" in result.output
+    assert not out.exists()
