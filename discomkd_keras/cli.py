@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from discomkd_keras import __version__
-from discomkd_keras.cli_support import (errors, fail, knob_value, pairs, print_summary,
-                                        quiet_backend_start)
+from discomkd_keras.cli_support import (BugReportingGroup, errors, fail, knob_value, pairs,
+                                        print_summary, quiet_backend_start)
 
 # The option vocabularies come from modules that start Keras (and TensorFlow): quietly.
 with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
@@ -20,7 +20,8 @@ with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
     from discomkd_keras.losses import MODALITY_TARGETS, PERP_MODES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=BugReportingGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="discomkd-keras")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's start-up log lines.")
 def main(verbose):

@@ -4,6 +4,7 @@ the summary of a run's test results."""
 
 import contextlib
 import sys
+import traceback
 
 import click
 
@@ -46,10 +47,40 @@ def quiet_backend_start(verbose=False):
 
 
 def errors():
+    """The project's own error types: a user's mistake (data, option, run, export,
+    model card), each said in one line (exit 2). Anything else is a bug: see
+    `BugReportingGroup`."""
+    from discomkd_keras.config import ConfigError
     from discomkd_keras.data import DataError
+    from discomkd_keras.edge_demo.model_card import ModelCardError
     from discomkd_keras.export import ExportError
     from discomkd_keras.run_directory import RunError
-    return DataError, ExportError, RunError, ValueError
+    return DataError, ConfigError, ExportError, RunError, ModelCardError
+
+
+BUG_EXIT = 1
+REPORT_BUG = ("This is a bug in discomkd-keras, not a problem with your input: please report it "
+              "on the project's issue tracker with the traceback above, the command line and "
+              "`discomkd-keras --version`.")
+
+
+class BugReportingGroup(click.Group):
+    """A command group under which a user's mistake is one "Error:" line (exit 2,
+    from `fail` or click's own usage errors) and anything unexpected keeps its
+    traceback, with a request to report it (exit 1)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except errors() as err:  # a command that did not catch its own
+            fail(str(err))
+        except Exception:
+            traceback.print_exc()
+            click.echo(f"\n{REPORT_BUG}", err=True)
+            sys.exit(BUG_EXIT)
 
 
 def knob_value(text):

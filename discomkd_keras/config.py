@@ -18,6 +18,11 @@ PAIRED_METHODS = ("teacher",) + STUDENT_METHODS
 STRATEGIES = ("auto", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
+
+class ConfigError(ValueError):
+    """A training option or combination of options that cannot work; the message names it.
+    The CLI prints it as one line (exit 2), like DataError and RunError."""
+
 # The paper's protocol (method.md): ResNet-18 from scratch, D = 512, Adam 1e-4,
 # batch 128 per modality, 300 epochs.
 PAPER = {"encoder": "resnet18", "feature_dim": 512, "epochs": 300, "learning_rate": 1e-4,
@@ -185,26 +190,31 @@ def versions():
 
 def _check_values(config):
     if config["strategy"] not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {config['strategy']!r}; expected one of {STRATEGIES}.")
+        raise ConfigError(f"Unknown strategy {config['strategy']!r}; expected one of {STRATEGIES}.")
+    if config["strategy"] == "multiworker":
+        import keras
+        if keras.backend.backend() != "tensorflow":
+            raise ConfigError(f"--strategy multiworker is TensorFlow's (TF_CONFIG); on the "
+                              f"{keras.backend.backend()} backend use auto or mirrored.")
     if config["precision"] not in PRECISIONS:
-        raise ValueError(f"Unknown precision {config['precision']!r}; expected one of {PRECISIONS}.")
+        raise ConfigError(f"Unknown precision {config['precision']!r}; expected one of {PRECISIONS}.")
     for key in ("epochs", "batch_size", "workers"):
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key.replace('_', ' ')} must be an integer >= 1; got {value!r}.")
+            raise ConfigError(f"{key.replace('_', ' ')} must be an integer >= 1; got {value!r}.")
     if not float(config["dkd_warmup_epochs"]) >= 0:
-        raise ValueError(f"DKD warm-up must be >= 0 epochs; got {config['dkd_warmup_epochs']!r}.")
+        raise ConfigError(f"DKD warm-up must be >= 0 epochs; got {config['dkd_warmup_epochs']!r}.")
     if not float(config["checkpoint_seconds"]) >= 0:
-        raise ValueError(f"checkpoint interval must be >= 0 seconds; got {config['checkpoint_seconds']!r}.")
+        raise ConfigError(f"checkpoint interval must be >= 0 seconds; got {config['checkpoint_seconds']!r}.")
     if not float(config["learning_rate"]) > 0:
-        raise ValueError(f"learning rate must be > 0; got {config['learning_rate']!r}.")
+        raise ConfigError(f"learning rate must be > 0; got {config['learning_rate']!r}.")
 
 
 def merged_options(options):
     """TRAIN_DEFAULTS overlaid with `options`, checked (what needs no data: fails fast)."""
     unknown = sorted(set(options) - set(TRAIN_DEFAULTS))
     if unknown:
-        raise ValueError(f"Unknown training options {unknown}.")
+        raise ConfigError(f"Unknown training options {unknown}.")
     config = json.loads(json.dumps(TRAIN_DEFAULTS))
     for key, value in options.items():
         if isinstance(config[key], dict):
@@ -218,15 +228,20 @@ def merged_options(options):
 def resolve_config(spec, data, options):
     """The full config of a run: defaults overlaid with `options`, plus what the data fixes.
 
-    Raises ValueError (DataError, RunError) naming the first problem, before
+    Raises ConfigError, DataError or RunError naming the first problem, before
     anything is written: the model's own argument checks run here too.
     """
+    from discomkd_keras.data.unpaired_batches import AUGMENTATIONS
     from discomkd_keras.model import check_model_arguments
 
     config = merged_options(options)
     for m in list(config["encoders"]) + list(config["augment"]):
         if m not in data.modalities:
             raise DataError(f"Unknown modality {m!r}; the data has: {', '.join(data.modalities)}.")
+    for m, policy in config["augment"].items():
+        if policy not in AUGMENTATIONS:
+            raise ConfigError(f"Unknown augmentation {policy!r} for {m!r}; expected one of "
+                              f"{', '.join(AUGMENTATIONS)}.")
     _resolve_method(config, options, spec, data)
     config.update({
         "data": dict(spec, modalities=data.modalities),
@@ -240,10 +255,13 @@ def resolve_config(spec, data, options):
                         for m in data.modalities},
         "versions": versions(),
     })
-    check_model_arguments(config["input_shapes"], len(config["class_names"]),
-                          config["encoders"] or None, config["feature_dim"],
-                          config["loss_weights"], config["perp_mode"],
-                          config["modality_targets"], config["conventions"])
+    try:  # the model constructor's own checks: a bad option, said as one
+        check_model_arguments(config["input_shapes"], len(config["class_names"]),
+                              config["encoders"] or None, config["feature_dim"],
+                              config["loss_weights"], config["perp_mode"],
+                              config["modality_targets"], config["conventions"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return config
 
 
@@ -253,10 +271,10 @@ def _resolve_method(config, options, spec, data):
 
     method = config["method"]
     if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
+        raise ConfigError(f"Unknown method {method!r}; expected one of {METHODS}.")
     if method != "discomkd":
         if options.get("loss_weights"):
-            raise ValueError(f"--loss-weight applies to DisCoM-KD only; method {method!r} trains "
+            raise ConfigError(f"--loss-weight applies to DisCoM-KD only; method {method!r} trains "
                              "with the task loss (and its distillation term).")
         config["loss_weights"] = dict(TASK_LOSS_ONLY)
     if method in PAIRED_METHODS and not data.paired:
@@ -265,10 +283,10 @@ def _resolve_method(config, options, spec, data):
                         f"{data.name}'s modalities are unpaired{hint}.")
     if method not in STUDENT_METHODS:
         if config["teacher_run"]:
-            raise ValueError(f"--teacher is for the {', '.join(STUDENT_METHODS)} methods, not {method!r}.")
+            raise ConfigError(f"--teacher is for the {', '.join(STUDENT_METHODS)} methods, not {method!r}.")
         return
     if not config["teacher_run"]:
-        raise ValueError(f"Method {method!r} needs --teacher RUN_DIR, a run trained with "
+        raise ConfigError(f"Method {method!r} needs --teacher RUN_DIR, a run trained with "
                          "--method teacher on the same data.")
     teacher_dir = Path(config["teacher_run"])
     try:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import keras
 
-from discomkd_keras.config import (PAIRED_METHODS, PRESETS, STUDENT_METHODS, choose_encoders,
-                                   merged_options, resolve_config, with_preset)
+from discomkd_keras.config import (PAIRED_METHODS, PRESETS, STUDENT_METHODS, ConfigError,
+                                   choose_encoders, merged_options, resolve_config, with_preset)
 from discomkd_keras.data import load_data
 from discomkd_keras.encoders import ADAM_EPSILON
 from discomkd_keras.evaluation import predict_logits, score_best_classifiers, split_xy
@@ -78,7 +78,7 @@ def make_strategy(name):
     if name == "mirrored" and backend == "jax":
         keras.distribution.set_distribution(keras.distribution.DataParallel())
         return _NullScope()
-    raise ValueError(f"--strategy {name} is not available on the {backend} backend "
+    raise ConfigError(f"--strategy {name} is not available on the {backend} backend "
                      "(jax: auto or mirrored, the latter via keras.distribution.DataParallel).")
 
 
