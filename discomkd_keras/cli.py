@@ -145,14 +145,16 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 @click.option("--checkpoint-every", "checkpoint_seconds", type=float, default=120,
               show_default=True, help="Seconds of training a crash may lose (at least one epoch "
               "is always kept): the resume checkpoint is written no more often; 0: every epoch.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar, no per-epoch lines. (When stdout is "
+              "not a terminal, each epoch is one plain line instead of the bar.)")
 def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_per_class,
           synthetic_knobs, fsdd_dir, mnist_path, av_split, test_speaker, pairing, image_energy,
           audio_snr_db, audio_noise, encoders, resume_dir, run_dir, overwrite, quiet, **options):
     from discomkd_keras.config import data_spec
     from discomkd_keras.training import resume_run, start_run
 
-    verbose = 0 if quiet else 1
+    # A terminal gets Keras' progress bar; a file (nohup, a cluster job) one line per epoch.
+    verbose = 0 if quiet else 1 if sys.stdout.isatty() else 2
     try:
         if resume_dir is not None:
             run_dir, _, results = resume_run(resume_dir, log=click.echo, verbose=verbose)

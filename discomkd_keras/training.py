@@ -109,8 +109,10 @@ class RunRecorder(keras.callbacks.Callback):
     memory, so best/ always matches state.json.
     """
 
-    def __init__(self, run_dir, data, config, state, history_rows, classifiers, steps):
+    def __init__(self, run_dir, data, config, state, history_rows, classifiers, steps,
+                 epoch_log=None):
         super().__init__()
+        self.epoch_log = epoch_log  # a function given one plain line per epoch, or None
         self.run_dir = Path(run_dir)
         self.data = data
         self.config = config
@@ -152,6 +154,8 @@ class RunRecorder(keras.callbacks.Callback):
             write_json(self.run_dir / STATE, self.state)  # last: the epoch is now checkpointed
         if replaced:
             replaced.unlink(missing_ok=True)
+        if self.epoch_log:
+            self.epoch_log(epoch_line(row, logs or {}, self.config["epochs"], self.classifiers))
 
     def _validate(self, epoch, row):
         for m, classifier in self.classifiers.items():
@@ -188,6 +192,15 @@ class RunRecorder(keras.callbacks.Callback):
         return self.run_dir / previous if previous and previous != checkpoint else None
 
 
+def epoch_line(row, logs, epochs, names):
+    """One plain line for a log file: the epoch, the losses Keras' bar shows, each
+    modality's validation weighted F1 and the time spent."""
+    losses = "  ".join(f"{k} {float(v):.4f}" for k, v in logs.items())
+    f1 = "  ".join(f"{m} {row[f'val_{m}_f1']:.4f}" for m in names)
+    return (f"epoch {row['epoch']}/{epochs}  {losses}  |  val F1 {f1}  |  "
+            f"{row['seconds']:.1f} s train, {row['validation_seconds']:.1f} s valid")
+
+
 # --- train ------------------------------------------------------------------------
 def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, log=print, verbose=1):
     """Load the data of `spec`, resolve the config (the source's preset where an
@@ -221,6 +234,9 @@ def resume_run(run_dir, log=print, verbose=1):
 
 def train_run(config, run_dir, data=None, resume=False, verbose=1):
     """Train (or resume) the run in `run_dir`; return {modality: test metrics}.
+
+    verbose: 0 silent, 1 Keras' progress bar (a terminal), 2 one plain line per
+    epoch on stdout (a log file: no carriage returns or escape codes).
 
     For a new run, `config` comes from `resolve_config` and `run_dir` from
     `prepare_run_dir`. With `resume`, both the config and the data spec are
@@ -266,7 +282,9 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
         else:
             classifiers = {m: model.classifier(m) for m in data.modalities}
 
-    callbacks = [RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches))]
+    epoch_log = (lambda line: print(line, flush=True)) if verbose == 2 else None
+    callbacks = [RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches),
+                             epoch_log=epoch_log)]
     if isinstance(model, DisCoMKD):
         callbacks.insert(0, GRLScheduler(config["grl_schedule"], config["grl_lambda"],
                                          epochs=config["epochs"], steps_per_epoch=len(batches)))
@@ -275,5 +293,5 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
     if config["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     model.fit(batches, epochs=config["epochs"], initial_epoch=state["epoch"],
-              callbacks=callbacks, verbose=verbose)
+              callbacks=callbacks, verbose=1 if verbose == 1 else 0)
     return score_best_classifiers(run_dir, data, config)
