@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from discomkd_keras import __version__
-from discomkd_keras.cli_support import (BugReportingGroup, errors, fail, knob_value, pairs,
-                                        print_summary, quiet_backend_start)
+from discomkd_keras.cli_support import (BugReportingGroup, errors, fail, image_size_items,
+                                        knob_value, pairs, print_summary, quiet_backend_start)
 
 # The option vocabularies come from modules that start Keras (and TensorFlow): quietly.
 with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
@@ -56,12 +56,29 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
               help="Data source. Default: released if --data-dir is given, else the built-in "
               "synthetic RGB-D set.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Released layout: DIR/{MOD}_data_normalized.npy (N,C,H,W) or (N,F), labels.npy, "
-              "train_idx.npy, valid_idx.npy, test_idx.npy.")
+              help="Your data; the layout is recognised (README, 'Your data'): modality trees "
+              "DIR/<modality>/[train|valid|test/]<class>/<file>, a DIR/manifest.csv (split, label, "
+              "one path column per modality), or the released DIR/{MOD}_data_normalized.npy + "
+              "labels.npy + *_idx.npy. Files: PNG/JPEG (16-bit PNG = depth), TIFF, WAV, .npy.")
 @click.option("--modalities", default=None,
               help="Comma-separated modalities to use, in order (default: all of the data's).")
 @click.option("--split-seed", type=int, default=None,
-              help="Released layout without index files: stratified 70/10/20 splits from this seed.")
+              help="Data without splits: stratified 70/10/20 splits from this seed (files: "
+              "default 0; released layout: required without index files).")
+@click.option("--image-size", "image_sizes", multiple=True, metavar="[MOD=]H,W",
+              help="Files: resize images to H x W (all image modalities, or MOD=H,W for one; "
+              "repeatable). Default: each modality's first file. Depth: nearest neighbour; "
+              "colour and bands: antialiased bilinear.")
+@click.option("--crop-to-aspect/--stretch", "crop_to_aspect", default=True, show_default=True,
+              help="Files: centre-crop to the target aspect ratio before resizing, or stretch.")
+@click.option("--depth-unit", "depth_units", multiple=True, metavar="MOD=mm|sunrgbd|F",
+              help="Files: MOD holds 16-bit depth PNGs in millimetres (mm), SUN RGB-D's "
+              "3-bit-rotated millimetres (sunrgbd), or F millimetres per stored unit.")
+@click.option("--clip-seconds", type=float, default=1.0, show_default=True,
+              help="Files: WAV clips are padded or centre-cropped to this length.")
+@click.option("--skip-bad-files", is_flag=True,
+              help="Files: leave unreadable files out (counted in the summary and config.json) "
+              "instead of stopping at the first.")
 @click.option("--synthetic-size", type=int, default=48, show_default=True,
               help="Synthetic RGB-D: image side in pixels.")
 @click.option("--synthetic-per-class", type=int, default=500, show_default=True,
@@ -147,7 +164,8 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
               "is always kept): the resume checkpoint is written no more often; 0: every epoch.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no per-epoch lines. (When stdout is "
               "not a terminal, each epoch is one plain line instead of the bar.)")
-def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_per_class,
+def train(source, data_dir, modalities, split_seed, image_sizes, crop_to_aspect, depth_units,
+          clip_seconds, skip_bad_files, synthetic_size, synthetic_per_class,
           synthetic_knobs, fsdd_dir, mnist_path, av_split, test_speaker, pairing, image_energy,
           audio_snr_db, audio_noise, encoders, resume_dir, run_dir, overwrite, quiet, **options):
     from discomkd_keras.config import data_spec
@@ -157,22 +175,27 @@ def train(source, data_dir, modalities, split_seed, synthetic_size, synthetic_pe
     verbose = 0 if quiet else 1 if sys.stdout.isatty() else 2
     try:
         if resume_dir is not None:
-            run_dir, _, results = resume_run(resume_dir, log=click.echo, verbose=verbose)
+            run_dir, config, results = resume_run(resume_dir, log=click.echo, verbose=verbose)
         else:
             names = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
             spec = data_spec(source, data_dir, names, split_seed, synthetic_size,
                              synthetic_per_class, fsdd_dir, mnist_path, av_split, test_speaker,
                              pairing, options["seed"],
                              pairs(synthetic_knobs, "--synthetic-knob", knob_value),
-                             image_energy, audio_snr_db, audio_noise)
+                             image_energy, audio_snr_db, audio_noise,
+                             files={"image_size": image_size_items(image_sizes),
+                                    "crop_to_aspect": crop_to_aspect,
+                                    "depth_units": pairs(depth_units, "--depth-unit"),
+                                    "clip_seconds": clip_seconds,
+                                    "skip_bad_files": skip_bad_files})
             options.update(loss_weights=pairs(options["loss_weights"], "--loss-weight", float),
                            augment=pairs(options["augment"], "--augment"),
                            teacher_run=str(options["teacher_run"]) if options["teacher_run"] else None)
-            run_dir, _, results = start_run(spec, options, encoders, run_dir, overwrite,
-                                            log=click.echo, verbose=verbose)
+            run_dir, config, results = start_run(spec, options, encoders, run_dir, overwrite,
+                                                 log=click.echo, verbose=verbose)
     except errors() as err:
         fail(str(err))
-    print_summary(run_dir, results)
+    print_summary(run_dir, results, config)
 
 
 @main.command()

@@ -83,14 +83,35 @@ class BugReportingGroup(click.Group):
             sys.exit(BUG_EXIT)
 
 
+def image_size_items(values):
+    """{modality or "*": [H, W]} from repeated `[MOD=]H,W` options."""
+    out = {}
+    for item in values:
+        name, _, size = item.rpartition("=")
+        try:
+            h, w = (int(v) for v in size.lower().replace("x", ",").split(","))
+        except ValueError:
+            h = w = 0
+        if h < 1 or w < 1:
+            raise click.BadParameter(f"expected [MOD=]H,W with positive integers, got {item!r}",
+                                     param_hint="--image-size")
+        out[name.strip() or "*"] = [h, w]
+    return out
+
+
 def knob_value(text):
     """A scene knob's value: one number, or LOW,HIGH."""
     values = [float(v) for v in text.split(",")]
     return values if len(values) > 1 else values[0]
 
 
-def print_summary(run_dir, results):
+def print_summary(run_dir, results, config=None):
     teacher = "teacher" in results
+    skipped = ((config or {}).get("data_report") or {}).get("skipped_files")
+    if skipped:
+        click.echo("\nFiles left out as unreadable (--skip-bad-files): "
+                   + ", ".join(f"{m} {n:,}" for m, n in skipped.items())
+                   + f" (examples in {run_dir}/config.json, data_report)")
     what = "the multi-modal teacher" if teacher else "each modality's classifier"
     click.echo(f"\nTest split, {what} at its best validation epoch:")
     click.echo(f"  {'model' if teacher else 'modality':<12}{'accuracy':>10}{'weighted F1':>13}"

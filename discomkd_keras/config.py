@@ -35,6 +35,7 @@ PRESETS = {
     "av-mnist": {"encoder": "lenet", "feature_dim": 128, "epochs": 6, "learning_rate": 1e-3,
                  "batch_size": 64},
     "released": dict(PAPER, encoder=None),  # None: each modality's kind picks (resnet18 / mlp)
+    "files": dict(PAPER, encoder=None),
 }
 
 # The comparisons of benchmarks/compare_methods.py: a data spec and the options every
@@ -104,23 +105,30 @@ def describe_presets():
 def data_spec(source=None, data_dir=None, modalities=None, split_seed=None, synthetic_size=48,
               synthetic_per_class=500, fsdd_dir=None, mnist_path=None, av_split="official",
               test_speaker="theo", pairing="unpaired", seed=0, synthetic_knobs=None,
-              image_energy=None, audio_snr_db=None, audio_noise="babble"):
+              image_energy=None, audio_snr_db=None, audio_noise="babble", files=None):
     """The JSON-able spec `load_data` reads, from the CLI's data options.
 
-    source: one of SOURCES; default "released" when `data_dir` is given, else
-    the built-in synthetic RGB-D set.
+    source: one of SOURCES; with `data_dir` and no source, the layout found
+    there (released, or files: modality trees or a manifest), else the built-in
+    synthetic RGB-D set.
     synthetic_knobs: {name: number or [low, high]} scene-knob overrides.
     image_energy, audio_snr_db, audio_noise: AV-MNIST degradations (None: clean).
+    files: file layouts' options (file_layouts.load_files: image_size,
+    crop_to_aspect, depth_units, clip_seconds, skip_bad_files).
     """
-    if source is None:
-        source = "released" if data_dir is not None else "synthetic-rgbd"
+    if source is None and data_dir is not None:
+        from discomkd_keras.data.file_layouts import file_layout
+        source = "released" if file_layout(data_dir) == "released" else "files"
+    source = source or "synthetic-rgbd"
     if source not in SOURCES:
         raise DataError(f"Unknown data source {source!r}; expected one of {SOURCES}.")
-    if source == "released":
+    if source in ("released", "files"):
         if data_dir is None:
-            raise DataError("--data released needs --data-dir DIR.")
+            raise DataError(f"--data {source} needs --data-dir DIR.")
         spec = {"source": source, "directory": str(Path(data_dir).resolve()),
                 "split_seed": split_seed}
+        if source == "files":
+            spec.update(files or {})
     elif source == "synthetic-rgbd":
         spec = {"source": source, "n_per_class": synthetic_per_class, "size": synthetic_size,
                 "seed": 0}
@@ -251,6 +259,7 @@ def resolve_config(spec, data, options):
         "kinds": data.kinds,
         "class_names": list(data.class_names),
         "preprocessing": data.preprocessing,
+        "data_report": data.report,
         "split_sizes": {m: {s: int(len(i)) for s, i in data.splits[m].items()}
                         for m in data.modalities},
         "versions": versions(),

@@ -21,17 +21,26 @@ def split_xy(data, name, split):
     return data.split(name, split)
 
 
-def predict_logits(classifier, x, batch_size):
-    """Logits for x; padded to whole batches so the compiled predict step sees
-    one shape only (no retracing on the last, partial batch)."""
-    def padded(a):
+def predict_logits(classifier, x, batch_size, chunk_rows=4096):
+    """Logits for x (an array, a lazy file-backed one, or a dict of them), `chunk_rows`
+    rows at a time so that memory does not grow with the split; each chunk is padded to
+    whole batches so the compiled predict step sees one shape only (no retracing on
+    the last, partial batch)."""
+    def rows(a, start, stop):
+        a = np.asarray(a[start:stop])
+        pad = -len(a) % batch_size
         return np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a
 
     n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
-    pad = -n % batch_size
-    x = {m: padded(a) for m, a in x.items()} if isinstance(x, dict) else padded(x)
-    out = classifier.predict(x, batch_size=batch_size, verbose=0)
-    return np.asarray(out, dtype=np.float32)[:n]
+    chunk = max(1, chunk_rows // batch_size) * batch_size
+    out = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        part = {m: rows(a, start, stop) for m, a in x.items()} if isinstance(x, dict) \
+            else rows(x, start, stop)
+        out.append(np.asarray(classifier.predict(part, batch_size=batch_size, verbose=0),
+                              dtype=np.float32)[:stop - start])
+    return np.concatenate(out) if out else np.zeros((0, classifier.output_shape[-1]), np.float32)
 
 
 def score_best_classifiers(run_dir, data, config):

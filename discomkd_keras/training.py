@@ -275,6 +275,8 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
             model = build_model(config)
             if isinstance(model, DistilledStudents):
                 model.load_teacher_weights(
+    if data.description:
+        log(data.description)
                     load_model_file(best_path(config["teacher_run"], "teacher")))
             model.compile(optimizer=make_optimizer(config))
         if isinstance(model, MultimodalTeacher):

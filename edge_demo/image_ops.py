@@ -47,11 +47,16 @@ def _filter_axis0(img, weights):
 
 
 def resize_bilinear(img, out_h, out_w):
-    """uint8 (H, W, C) -> uint8 (out_h, out_w, C): separable triangle filter, rows
-    first, then columns; rounded half up and clamped to 0..255."""
+    """(H, W, C) -> (out_h, out_w, C) of the same dtype: separable triangle filter, rows
+    first, then columns. Integer pixels (uint8 RGB, uint16 bands) are rounded half up
+    and clamped to their type's range; float pixels are only cast back."""
     rows = _filter_axis0(img, _bilinear_weights(img.shape[0], out_h))          # (out_h, W, C)
     both = _filter_axis0(rows.transpose(1, 0, 2), _bilinear_weights(img.shape[1], out_w))
-    return np.clip(np.floor(both.transpose(1, 0, 2) + 0.5), 0, 255).astype(np.uint8)
+    both = both.transpose(1, 0, 2)
+    if np.issubdtype(img.dtype, np.integer):
+        info = np.iinfo(img.dtype)
+        return np.clip(np.floor(both + 0.5), info.min, info.max).astype(img.dtype)
+    return both.astype(img.dtype)
 
 
 def resize_nearest(img, out_h, out_w):

@@ -32,7 +32,11 @@ ENCODINGS = {
     "wav_pcm16": (("spectrogram",), 1, "mono 16-bit PCM WAV at spectrogram.expected_rate"),
     "float_raw": (("image", "vector"), None,
                   "already-normalised floats as stored: (C, H, W) images, (F,) vectors"),
+    "bands_tiff": (("image",), None, "multi-band TIFF, (H, W, C) or planar (C, H, W) samples"),
+    "array_npy": (("image", "vector"), None,
+                  "one sample as a .npy array: (H, W, C) or (H, W) images, (F,) vectors"),
 }
+INTERPOLATIONS = ("bilinear", "nearest")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
@@ -226,9 +230,28 @@ def _check_preprocessing(pre, kind, shape, bad):
         if not (_is(pre.get("mean"), float) and _is(pre.get("std"), float) and pre["std"] > 0):
             raise bad("preprocessing.mean and preprocessing.std (> 0) must be numbers")
         return
-    for key in ("scale", "offset"):
-        if key in pre and not _is(pre[key], float):
-            raise bad(f"preprocessing.{key} must be a number, not {_type_name(pre[key])}")
+    for key in ("scale", "offset"):  # one number, or one per channel (per feature)
+        value = pre.get(key)
+        if isinstance(value, list):
+            if len(value) != shape[-1] or not all(_is(v, float) for v in value):
+                raise bad(f"preprocessing.{key} must be a number or {shape[-1]} numbers (one per "
+                          f"channel); got {value!r}")
+        elif key in pre and not _is(value, float):
+            raise bad(f"preprocessing.{key} must be a number, not {_type_name(value)}")
+    resize = pre.get("resize")
+    if resize is not None and not (
+            isinstance(resize, dict) and resize.get("interpolation", "bilinear") in INTERPOLATIONS
+            and _is(resize.get("crop_to_aspect", True), bool)):
+        raise bad(f"preprocessing.resize must be {{interpolation: {' or '.join(INTERPOLATIONS)}, "
+                  f"crop_to_aspect: true or false}}; got {resize!r}")
+    decode = pre.get("depth_decode")
+    if decode is not None and not (
+            encoding == "depth_mm_uint16" and isinstance(decode, dict)
+            and _is(decode.get("rotate_right_bits", 0), int)
+            and 0 <= decode.get("rotate_right_bits", 0) < 16
+            and _is(decode.get("mm_per_unit", 1.0), float) and decode.get("mm_per_unit", 1.0) > 0):
+        raise bad("preprocessing.depth_decode must be {rotate_right_bits: 0..15, mm_per_unit > 0} "
+                  f"on a depth_mm_uint16 model; got {decode!r}")
     clip = pre.get("clip")
     if clip is not None and not (isinstance(clip, list) and len(clip) == 2
                                  and all(_is(c, float) for c in clip) and clip[0] <= clip[1]):

@@ -79,7 +79,7 @@ def bad_cards():
          "'source.epoch' must be an integer, not true or false."),
         ("unknown encoding", set_path("preprocessing.encoding", "jpeg"),
          "preprocessing.encoding 'jpeg' is not one of rgb8, gray8, depth_mm_uint16, wav_pcm16, "
-         "float_raw."),
+         "float_raw, bands_tiff, array_npy."),
         ("encoding vs channels", set_path("preprocessing.encoding", "gray8"),
          "encoding 'gray8' needs a 1-channel input; the input shape is [1, 16, 16, 3]."),
         ("encoding vs kind", set_path("preprocessing.encoding", "wav_pcm16"),

@@ -4,7 +4,7 @@ rebuilds one from the JSON-able spec stored in a run's config, so that
 
 from discomkd_keras.data.multimodal_dataset import DataError, MultiModalDataset
 
-SOURCES = ("synthetic-rgbd", "released", "av-mnist")
+SOURCES = ("synthetic-rgbd", "released", "files", "av-mnist")
 
 
 def load_data(spec):
@@ -18,6 +18,9 @@ def load_data(spec):
     elif source == "released":
         from discomkd_keras.data.released_layout import load_released_layout
         return load_released_layout(modalities=modalities, **spec)
+    elif source == "files":
+        from discomkd_keras.data.file_layouts import load_files
+        return load_files(modalities=modalities, **spec)
     elif source == "av-mnist":
         from discomkd_keras.data.av_mnist import load_av_mnist
         data = load_av_mnist(**spec)

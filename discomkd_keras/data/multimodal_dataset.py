@@ -31,6 +31,11 @@ class MultiModalDataset:
         preprocessing: {modality: JSON-able dict} describing exactly how a raw
             sensor sample becomes the model input (the exporter writes it into
             the model card so a device can reproduce it with NumPy alone).
+        description: one line saying what was found (file layouts), or "".
+        report: JSON-able facts for config.json (files skipped, layout).
+
+    An input may also be a lazy array (file_cache.DecodedInputs: files decoded
+    into a memory-mapped cache); `split` then returns a lazy view too.
     """
 
     name: str
@@ -40,6 +45,8 @@ class MultiModalDataset:
     class_names: list
     kinds: dict
     preprocessing: dict = dataclasses.field(default_factory=dict)
+    description: str = ""
+    report: dict = dataclasses.field(default_factory=dict)
 
     @property
     def modalities(self):
@@ -65,7 +72,8 @@ class MultiModalDataset:
     def split(self, modality, split):
         """(x, y) of one modality's split."""
         idx = self.splits[modality][split]
-        return self.inputs[modality][idx], self.labels[modality][idx]
+        x = self.inputs[modality]
+        return (x.subset(idx) if hasattr(x, "subset") else x[idx]), self.labels[modality][idx]
 
     def select(self, modalities):
         """The same data restricted to `modalities` (order kept as given)."""
@@ -100,7 +108,7 @@ class MultiModalDataset:
                     f"{where}: expected (N, H, W, C) images or (N, F) vectors; got shape {x.shape}.")
             if not np.issubdtype(x.dtype, np.floating):
                 raise DataError(f"{where}: inputs must be floating point; got {x.dtype}.")
-            if not np.isfinite(x).all():
+            if isinstance(x, np.ndarray) and not np.isfinite(x).all():  # lazy: checked per file
                 bad = int(np.count_nonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))
                 raise DataError(f"{where}: {bad} sample(s) contain NaN or inf.")
             y = self.labels[m]

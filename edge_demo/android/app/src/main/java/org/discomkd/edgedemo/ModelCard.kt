@@ -56,6 +56,8 @@ class ModelCard(
             "depth_mm_uint16" to Encoding(listOf("image"), 1),
             "wav_pcm16" to Encoding(listOf("spectrogram"), 1),
             "float_raw" to Encoding(listOf("image", "vector"), 0),
+            "bands_tiff" to Encoding(listOf("image"), 0),
+            "array_npy" to Encoding(listOf("image", "vector"), 0),
         )
 
         private fun invalid(what: String) =

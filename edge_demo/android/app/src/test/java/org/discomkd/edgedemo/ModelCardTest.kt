@@ -97,7 +97,7 @@ class ModelCardTest {
         assertEquals(prefix + "no 'preprocessing.encoding' entry.", refused(card(encoding = null)))
         assertEquals(
             prefix + "preprocessing.encoding 'jpeg' is not one of rgb8, gray8, depth_mm_uint16, " +
-                "wav_pcm16, float_raw.",
+                "wav_pcm16, float_raw, bands_tiff, array_npy.",
             refused(card("jpeg")),
         )
         assertEquals(
