@@ -21,18 +21,20 @@ def split_xy(data, name, split):
     return data.split(name, split)
 
 
-def predict_logits(classifier, x, batch_size, chunk_rows=4096):
-    """Logits for x (an array, a lazy file-backed one, or a dict of them), `chunk_rows`
-    rows at a time so that memory does not grow with the split; each chunk is padded to
-    whole batches so the compiled predict step sees one shape only (no retracing on
-    the last, partial batch)."""
+def predict_logits(classifier, x, batch_size, chunk_bytes=32 * 2**20):
+    """Logits for x (an array, a lazy file-backed one, or a dict of them), about
+    `chunk_bytes` of float32 input at a time so that memory does not grow with the
+    split; each chunk is padded to whole batches so the compiled predict step sees
+    one shape only (no retracing on the last, partial batch)."""
     def rows(a, start, stop):
         a = np.asarray(a[start:stop])
         pad = -len(a) % batch_size
         return np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a
 
-    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
-    chunk = max(1, chunk_rows // batch_size) * batch_size
+    arrays = list(x.values()) if isinstance(x, dict) else [x]
+    n = len(arrays[0])
+    row_bytes = sum(4 * int(np.prod(a.shape[1:])) for a in arrays)
+    chunk = max(1, chunk_bytes // (row_bytes * batch_size)) * batch_size
     out = []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)

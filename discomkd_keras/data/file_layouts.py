@@ -106,7 +106,7 @@ def load_files(directory, modalities=None, split_seed=None, image_size=None, cro
             report[m] = {"skipped_files": len(bad),
                          "examples": [bad[i] for i in sorted(bad)[:5]]}
         pre = _normalised(card["preprocessing"], raw, split["train"], card["kind"], m)
-        inputs[m], labels[m], splits[m] = DecodedInputs(raw, pre), y, split
+        inputs[m], labels[m], splits[m] = DecodedInputs(raw, pre, files=files), y, split
         kinds[m], preprocessing[m] = card["kind"], pre
         shape = "x".join(str(d) for d in card["input"]["shape"][1:])
         described.append(f"{m} {len(files):,} {FAMILY_WORDS[family]} files "
