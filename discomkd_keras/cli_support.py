@@ -59,6 +59,7 @@ def errors():
 
 
 BUG_EXIT = 1
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports it
 REPORT_BUG = ("This is a bug in discomkd-keras, not a problem with your input: please report it "
               "on the project's issue tracker with the traceback above, the command line and "
               "`discomkd-keras --version`.")
@@ -72,9 +73,11 @@ class BugReportingGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit,
-                KeyboardInterrupt):
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except KeyboardInterrupt as err:  # Ctrl-C: a run says how to resume (RunInterrupted)
+            click.echo(f"\n{err}" if str(err) else "\nInterrupted.", err=True)
+            sys.exit(INTERRUPTED_EXIT)
         except errors() as err:  # a command that did not catch its own
             fail(str(err))
         except Exception:

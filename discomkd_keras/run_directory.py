@@ -17,17 +17,26 @@ Every file is written to a temporary name and renamed, so a crash or SIGKILL
 leaves the previous complete version in place.
 """
 
+import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: no run-directory lock
+    fcntl = None
+
 CONFIG, STATE, HISTORY, RESULTS = "config.json", "state.json", "history.csv", "results.json"
 BEST_DIR, PLOTS_DIR, EVALUATION_DIR = "best", "plots", "evaluation"
+LOCK = ".lock"  # held (flock) by the process training in the directory
 
 
 def fresh_state():
@@ -39,34 +48,114 @@ class RunError(ValueError):
     """A problem with a run directory; the message names it."""
 
 
+class DiskFullError(RunError):
+    """The disk (or the user's quota) filled while a run wrote a file; the
+    previous complete version of every file is still in place."""
+
+
+def _no_space(err):
+    # h5py and zipfile do not always keep errno; their message does.
+    return isinstance(err, OSError) and (err.errno in (errno.ENOSPC, errno.EDQUOT)
+                                         or "No space left" in str(err))
+
+
+def _free_space(path):
+    for folder in [Path(path)] + list(Path(path).parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def explain_full_disk(path):
+    """Turn a full disk met while writing `path` into a DiskFullError naming the
+    path and the space left."""
+    try:
+        yield
+    except OSError as err:
+        if not _no_space(err):
+            raise
+        free = _free_space(Path(path).parent)
+        left = f"{free / 2**20:.1f} MiB free there" if free is not None else "free space unknown"
+        raise DiskFullError(f"No space left on the device writing {path} ({left})") from None
+
+
 # --- atomic writes -------------------------------------------------------------
 def _tmp_name(path, suffix=".tmp"):
     return path.with_name(f".{path.stem}.{os.getpid()}{suffix}")
 
 
-def write_atomic(path, text):
+def _written(path, suffix, write):
+    """Call write(tmp) for a temporary name beside `path`; return the tmp path. A
+    failed write leaves no temporary file behind."""
     path = Path(path)
-    tmp = _tmp_name(path, f"{path.suffix}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = _tmp_name(path, suffix)
+    try:
+        with explain_full_disk(path):
+            write(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomic(path, text):
+    os.replace(stage_text(path, text), path)
 
 
 def write_json(path, value):
     write_atomic(path, json.dumps(value, indent=2))
 
 
+def stage_model(model, path):
+    """Save `model` under a temporary name beside `path` and return that name;
+    `os.replace` it onto `path` once everything that belongs with it is written."""
+    return _written(path, ".tmp.keras", model.save)  # Keras wants the .keras suffix
+
+
+def stage_text(path, text):
+    return _written(path, f"{Path(path).suffix}.tmp", lambda tmp: tmp.write_text(text))
+
+
+def stage_json(path, value):
+    return stage_text(path, json.dumps(value, indent=2))
+
+
 def save_model_atomic(model, path):
-    path = Path(path)
-    tmp = _tmp_name(path, ".tmp.keras")  # Keras wants the .keras suffix
-    model.save(tmp)
-    os.replace(tmp, path)
+    os.replace(stage_model(model, path), path)
 
 
 def savefig_atomic(fig, path, dpi=110):
-    path = Path(path)
-    tmp = _tmp_name(path, ".tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    os.replace(_written(path, ".tmp.png", lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight")),
+               path)
+
+
+# --- the lock of a live run ---------------------------------------------------------
+def lock_run_dir(run_dir):
+    """Hold `run_dir`'s lock for this process (an open file: keep it, close it to
+    release); RunError if a live process holds it. The lock is the kernel's
+    (flock): a killed run cannot leave it stuck. Local disks; on NFS flock may
+    not reach other hosts."""
+    if fcntl is None:
+        return None
+    path = Path(run_dir) / LOCK
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunError(f"{run_dir} is in use by a live run ({holder}); wait for it to finish, "
+                       "or stop it (Ctrl-C) first.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    return handle
 
 
 # --- reading ---------------------------------------------------------------------
@@ -92,9 +181,12 @@ def load_model_file(path):
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as err:  # zip, h5 and config errors all mean the same to a user
+        # Keras answers "File not found" for some damaged files that exist: not quoted.
         first = str(err).splitlines()[0] if str(err) else ""
-        raise RunError(f"Cannot load {path}: it is not a valid .keras file "
-                       f"({type(err).__name__}: {first})") from None
+        detail = type(err).__name__ + (f": {first}" if first and "not found" not in first.lower()
+                                       else "")
+        raise RunError(f"Cannot load {path}: the file is damaged or unreadable, not a valid "
+                       f".keras file ({detail}).") from None
 
 
 def is_run(run_dir):
@@ -172,7 +264,12 @@ def prepare_run_dir(run_dir, overwrite=False):
         if not overwrite:
             raise RunError(f"{run_dir} already holds {what}; use --resume {run_dir} to continue it, "
                            "--overwrite to replace it, or choose another --run-dir.")
-        shutil.rmtree(run_dir)
+        lock = lock_run_dir(run_dir)  # never delete a live run's directory
+        try:
+            shutil.rmtree(run_dir)
+        finally:
+            if lock:
+                lock.close()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 

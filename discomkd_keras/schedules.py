@@ -14,6 +14,7 @@ class VariableSchedule(keras.callbacks.Callback):
         self.steps_per_epoch = max(1, int(steps_per_epoch))
         self._epoch = 0
         self._current = None
+        self.step_offset = 0  # batches of the first epoch taken before a resumed interruption
 
     def value_at(self, step):
         raise NotImplementedError
@@ -25,7 +26,7 @@ class VariableSchedule(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        value = float(self.value_at(self._epoch * self.steps_per_epoch + batch))
+        value = float(self.value_at(self._epoch * self.steps_per_epoch + self.step_offset + batch))
         if value == self._current:
             return
         # On jax the train loop carries variables as state; write that state

@@ -4,10 +4,17 @@ per-epoch recorder (validation, best classifier per modality, checkpoint for
 and `resume_run`; the run directory's layout lives in `run_directory.py`.
 """
 
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from discomkd_keras.config import (PAIRED_METHODS, PRESETS, STUDENT_METHODS, ConfigError,
                                    choose_encoders, merged_options, resolve_config, with_preset)
@@ -18,10 +25,11 @@ from discomkd_keras.gradient_reversal import GRLScheduler
 from discomkd_keras.metrics import accuracy, weighted_f1
 from discomkd_keras.model import DisCoMKD
 from discomkd_keras.plots import plot_history
-from discomkd_keras.run_directory import (BEST_DIR, CONFIG, HISTORY, PLOTS_DIR, STATE, RunError,
-                                          best_path, default_run_dir, fresh_state,
-                                          load_model_file, prepare_run_dir, read_history, read_run,
-                                          rows_to_csv, save_model_atomic, write_atomic, write_json)
+from discomkd_keras.run_directory import (BEST_DIR, CONFIG, HISTORY, PLOTS_DIR, STATE,
+                                          DiskFullError, RunError, best_path, default_run_dir,
+                                          fresh_state, load_model_file, lock_run_dir,
+                                          prepare_run_dir, read_history, read_run, rows_to_csv,
+                                          stage_json, stage_model, stage_text, write_json)
 from discomkd_keras.single_encoder import SingleEncoderClassifiers
 from discomkd_keras.students import DistillWarmup, DistilledStudents
 from discomkd_keras.teacher import MultimodalTeacher
@@ -96,17 +104,28 @@ class _NullScope:
 
 
 # --- the per-epoch recorder ----------------------------------------------------
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run at a step boundary after saving a checkpoint that
+    `--resume` continues from; the message says how."""
+
+
 class RunRecorder(keras.callbacks.Callback):
     """After every epoch: validation accuracy and weighted F1 per modality and
     the history CSV; at checkpoints, the best classifier per modality, the
-    `last` training model with its optimizer, plots, and state.json (written
-    last: it marks the checkpointed epoch).
+    `last` training model with its optimizer, plots, and state.json (renamed
+    into place last: it marks the checkpointed epoch).
 
     A checkpoint is written after the final epoch and whenever skipping it
     could cost more than `checkpoint_seconds` of work by the next epoch's end
     (0: every epoch). A crash then loses at most one epoch or that many
     seconds, whichever is more; best classifiers found in between wait in
     memory, so best/ always matches state.json.
+
+    Every file of a checkpoint is first written under a temporary name and
+    renamed only when all are written: a full disk (DiskFullError) leaves the
+    previous checkpoint, best/ and state.json as they were. `stop_requested`
+    (set by Ctrl-C) stops training at the next step boundary with a checkpoint
+    of that step (state.json's "step": steps of the next epoch already taken).
     """
 
     def __init__(self, run_dir, data, config, state, history_rows, classifiers, steps,
@@ -119,19 +138,44 @@ class RunRecorder(keras.callbacks.Callback):
         self.state = state
         self.rows = history_rows
         self.classifiers = classifiers  # {modality or "teacher": model}
+        self.steps = steps
         self.samples_per_epoch = steps * config["batch_size"] * len(data.modalities)
         self.checkpoint_seconds = float(config.get("checkpoint_seconds", 0))
         self._pending = {}  # {name: (weights, info)}: best classifiers not yet on disk
         self._holders = {}  # {name: a copy of the classifier that carries best weights to disk}
         self._last_checkpoint = time.perf_counter()
+        self.step_offset = 0  # steps of the first epoch taken before a resumed interruption
+        self.stop_requested = False
+        self.stopped_at = None  # (epochs done, steps of the next) once stopped by a request
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self._steps_done = self.step_offset
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done = self.step_offset + batch + 1
+        if self.stop_requested:
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        try:
+            self._epoch_end(epoch, logs)
+        except DiskFullError as err:
+            raise DiskFullError(
+                f"{err}. The run keeps its last checkpoint (epoch {self.state['epoch']}) and "
+                f"best/ as they were; free some space, then continue it: "
+                f"discomkd-keras train --resume {self.run_dir}") from None
+
+    def _epoch_end(self, epoch, logs):
+        if self.stop_requested and self._steps_done < self.steps:
+            self._save(epoch, self._stage_checkpoint(epoch, self._steps_done))
+            self.stopped_at = (epoch, self._steps_done)
+            return
         seconds = time.perf_counter() - self._start
+        share = (self.steps - self.step_offset) / self.steps
+        self.step_offset = 0
         row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
-               "samples_per_s": round(self.samples_per_epoch / seconds, 2)}
+               "samples_per_s": round(share * self.samples_per_epoch / seconds, 2)}
         if isinstance(self.model, DisCoMKD):
             row["grl_lambda"] = float(keras.ops.convert_to_numpy(
                 self.model.get_layer("gradient_reversal").grl_lambda))
@@ -142,20 +186,21 @@ class RunRecorder(keras.callbacks.Callback):
         self.rows.append(row)
         now = time.perf_counter()
         due = (epoch + 1 >= self.config["epochs"] or self.checkpoint_seconds <= 0
+               or self.stop_requested
                or now - self._last_checkpoint + (now - self._start) > self.checkpoint_seconds)
-        replaced = None
+        staged = self._stage_checkpoint(epoch + 1, 0) if due else None
         if due:
-            started = time.perf_counter()
-            replaced = self._checkpoint(epoch)
-            row["checkpoint_seconds"] = round(time.perf_counter() - started, 3)
+            row["checkpoint_seconds"] = round(time.perf_counter() - now, 3)
         row["wall_seconds"] = round(time.perf_counter() - self._start, 3)
-        write_atomic(self.run_dir / HISTORY, rows_to_csv(self.rows))
+        self._save(epoch, staged)
         if due:
-            write_json(self.run_dir / STATE, self.state)  # last: the epoch is now checkpointed
-        if replaced:
-            replaced.unlink(missing_ok=True)
+            plot_history(self.rows, list(self.classifiers), self.run_dir / PLOTS_DIR)
+            self._last_checkpoint = time.perf_counter()
         if self.epoch_log:
             self.epoch_log(epoch_line(row, logs or {}, self.config["epochs"], self.classifiers))
+        if self.stop_requested:
+            self.model.stop_training = True
+            self.stopped_at = (epoch + 1, 0)
 
     def _validate(self, epoch, row):
         for m, classifier in self.classifiers.items():
@@ -169,27 +214,55 @@ class RunRecorder(keras.callbacks.Callback):
                 info = {"modality": m, "epoch": epoch + 1, "f1": f1, "accuracy": row[f"val_{m}_acc"]}
                 self._pending[m] = (classifier.get_weights(), info)
 
-    def _checkpoint(self, epoch):
-        """Write the pending best classifiers, the training model and the plots;
-        return the previous checkpoint's path (deleted once state.json names the new one)."""
+    def _stage_checkpoint(self, epochs_done, step):
+        """Write the pending best classifiers and the training model under temporary
+        names; return ([(tmp, final)], the state.json that names them)."""
         (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
-        for m, (weights, info) in self._pending.items():
-            if m not in self._holders:  # a twin of its own class (clone_model loses subclasses)
-                self._holders[m] = keras.saving.deserialize_keras_object(
-                    keras.saving.serialize_keras_object(self.classifiers[m]))
-            self._holders[m].set_weights(weights)
-            path = best_path(self.run_dir, m)
-            save_model_atomic(self._holders[m], path)
-            write_json(path.with_suffix(".json"), info)
-            self.state["best"][m] = info
-        self._pending = {}
-        checkpoint = f"last-epoch{epoch + 1:04d}.keras"
-        save_model_atomic(self.model, self.run_dir / checkpoint)
-        previous = self.state.get("checkpoint")
-        self.state.update({"epoch": epoch + 1, "checkpoint": checkpoint})
-        plot_history(self.rows, list(self.classifiers), self.run_dir / PLOTS_DIR)
-        self._last_checkpoint = time.perf_counter()
-        return self.run_dir / previous if previous and previous != checkpoint else None
+        staged, state = [], json.loads(json.dumps(self.state))
+        try:
+            for m, (weights, info) in self._pending.items():
+                if m not in self._holders:  # a twin of its own class (clone_model loses subclasses)
+                    self._holders[m] = keras.saving.deserialize_keras_object(
+                        keras.saving.serialize_keras_object(self.classifiers[m]))
+                self._holders[m].set_weights(weights)
+                path = best_path(self.run_dir, m)
+                staged.append((stage_model(self._holders[m], path), path))
+                staged.append((stage_json(path.with_suffix(".json"), info), path.with_suffix(".json")))
+                state["best"][m] = info
+            checkpoint = f"last-epoch{epochs_done:04d}" + (f"-step{step:05d}" if step else "") + ".keras"
+            staged.append((stage_model(self.model, self.run_dir / checkpoint), self.run_dir / checkpoint))
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
+        state.update({"epoch": epochs_done, "checkpoint": checkpoint})
+        state.pop("step", None)
+        if step:
+            state["step"] = step
+        return staged, state
+
+    def _save(self, epoch, staged):
+        """Write history.csv and state.json beside the staged checkpoint files, then
+        rename them all into place, state.json last; on a full disk, nothing changes."""
+        files, state = staged or ([], None)
+        try:
+            files.append((stage_text(self.run_dir / HISTORY, rows_to_csv(self.rows)),
+                          self.run_dir / HISTORY))
+            if state is not None:
+                files.append((stage_json(self.run_dir / STATE, state), self.run_dir / STATE))
+        except BaseException:
+            for tmp, _ in files:
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, final in files:
+            os.replace(tmp, final)
+        if state is not None:
+            previous = self.state.get("checkpoint")
+            self.state.clear()
+            self.state.update(state)
+            self._pending = {}
+            if previous and previous != state["checkpoint"]:
+                (self.run_dir / previous).unlink(missing_ok=True)
 
 
 def epoch_line(row, logs, epochs, names):
@@ -213,6 +286,8 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
     merged_options(options)  # bad values fail before the data loads
     log(f"Loading {spec['source']} data ...")
     data = load_data(spec)
+    if data.description:
+        log(data.description)
     options = dict(options,
                    encoders=choose_encoders(data, encoder_items, PRESETS[spec["source"]]["encoder"]))
     config = resolve_config(spec, data, options)
@@ -222,17 +297,70 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
                  for m, shape in config["input_shapes"].items()]
     log(f"Method {config['method']}; modalities: {', '.join(described)}; "
         f"{len(config['class_names'])} classes; {config['epochs']} epochs")
-    return run_dir, config, train_run(config, run_dir, data=data, verbose=verbose)
+    return run_dir, config, train_run(config, run_dir, data=data, verbose=verbose, log=log)
 
 
 def resume_run(run_dir, log=print, verbose=1):
     """Continue a run from its last checkpoint; return (run_dir, config, results)."""
     config, _ = read_run(run_dir)
     log(f"Resuming {run_dir}")
-    return Path(run_dir), config, train_run(None, run_dir, resume=True, verbose=verbose)
+    return Path(run_dir), config, train_run(None, run_dir, resume=True, verbose=verbose, log=log)
 
 
-def train_run(config, run_dir, data=None, resume=False, verbose=1):
+def constant_modalities(data, split="train", rows=512):
+    """Modalities whose `split` values are all one number (a dead sensor, an all-zero
+    array): nothing to learn from. Up to `rows` evenly spaced rows are read (files
+    stay on disk); an in-memory array is checked whole."""
+    found = []
+    for m in data.modalities:
+        x, _ = data.split(m, split)
+        if len(x) == 0:
+            continue
+        sample = np.asarray(x if isinstance(x, np.ndarray)
+                            else x[np.unique(np.linspace(0, len(x) - 1, rows).astype(int))])
+        if sample.size and sample.min() == sample.max():
+            found.append((m, float(sample.flat[0])))
+    return found
+
+
+class _RestOfEpoch(keras.utils.PyDataset):
+    """The batches of `batches`' current epoch from step `start` on (a run resumed
+    after Ctrl-C stopped it mid-epoch)."""
+
+    def __init__(self, batches, start, workers=1):
+        super().__init__(workers=workers)
+        self.batches, self.start = batches, int(start)
+
+    def __len__(self):
+        return len(self.batches) - self.start
+
+    def __getitem__(self, step):
+        return self.batches[self.start + step]
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(recorder):
+    """The first Ctrl-C asks `recorder` to stop at the next step boundary with a
+    checkpoint; a second one interrupts at once (no checkpoint)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask(signum, frame):
+        if recorder.stop_requested:
+            raise KeyboardInterrupt
+        recorder.stop_requested = True
+        print("\nCtrl-C: stopping after this step with a checkpoint (Ctrl-C again: stop now, "
+              "without one).", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print):
     """Train (or resume) the run in `run_dir`; return {modality: test metrics}.
 
     verbose: 0 silent, 1 Keras' progress bar (a terminal), 2 one plain line per
@@ -240,11 +368,22 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
 
     For a new run, `config` comes from `resolve_config` and `run_dir` from
     `prepare_run_dir`. With `resume`, both the config and the data spec are
-    read back from `run_dir`.
+    read back from `run_dir`. The process holds the run directory's lock
+    throughout (RunError if a live run holds it). Ctrl-C stops at the next step
+    with a checkpoint and raises RunInterrupted; a full disk raises DiskFullError.
     """
+    run_dir = Path(run_dir)
+    lock = lock_run_dir(run_dir)
+    try:
+        return _train_locked(config, run_dir, data, resume, verbose, log)
+    finally:
+        if lock:
+            lock.close()
+
+
+def _train_locked(config, run_dir, data, resume, verbose, log):
     from discomkd_keras.data.unpaired_batches import PairedBatches, UnpairedBatches
 
-    run_dir = Path(run_dir)
     if resume:
         config, state = read_run(run_dir)
         if state["epoch"] >= config["epochs"]:
@@ -255,6 +394,9 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
         state = fresh_state()
     if data is None:
         data = load_data(config["data"])
+    for m, value in constant_modalities(data):
+        log(f"Warning: every training value of modality {m!r} is {value:g} (a dead sensor or an "
+            f"empty array?): its classifier has nothing to learn from.")
 
     keras.utils.set_random_seed(int(config["seed"]) + state["epoch"])
     keras.mixed_precision.set_global_policy(config["precision"])
@@ -275,8 +417,6 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
             model = build_model(config)
             if isinstance(model, DistilledStudents):
                 model.load_teacher_weights(
-    if data.description:
-        log(data.description)
                     load_model_file(best_path(config["teacher_run"], "teacher")))
             model.compile(optimizer=make_optimizer(config))
         if isinstance(model, MultimodalTeacher):
@@ -285,15 +425,37 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1):
             classifiers = {m: model.classifier(m) for m in data.modalities}
 
     epoch_log = (lambda line: print(line, flush=True)) if verbose == 2 else None
-    callbacks = [RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches),
-                             epoch_log=epoch_log)]
+    recorder = RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches),
+                           epoch_log=epoch_log)
+    callbacks = [recorder]
+    schedules = []
     if isinstance(model, DisCoMKD):
-        callbacks.insert(0, GRLScheduler(config["grl_schedule"], config["grl_lambda"],
-                                         epochs=config["epochs"], steps_per_epoch=len(batches)))
+        schedules.append(GRLScheduler(config["grl_schedule"], config["grl_lambda"],
+                                      epochs=config["epochs"], steps_per_epoch=len(batches)))
     if config["method"] == "dkd":
-        callbacks.insert(0, DistillWarmup(config.get("dkd_warmup_epochs", 0), len(batches)))
+        schedules.append(DistillWarmup(config.get("dkd_warmup_epochs", 0), len(batches)))
+    callbacks = schedules + callbacks
     if config["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
-    model.fit(batches, epochs=config["epochs"], initial_epoch=state["epoch"],
-              callbacks=callbacks, verbose=1 if verbose == 1 else 0)
+    epoch, step = state["epoch"], state.get("step", 0)
+    fit_verbose = 1 if verbose == 1 else 0
+    with _stop_on_ctrl_c(recorder):
+        if step:  # stopped mid-epoch: finish that epoch from its next step
+            for c in schedules + [recorder]:
+                c.step_offset = step
+            model.fit(_RestOfEpoch(batches, step, workers=config["workers"]), epochs=epoch + 1,
+                      initial_epoch=epoch, callbacks=callbacks, verbose=fit_verbose)
+            for c in schedules:
+                c.step_offset = 0
+            epoch += 1
+            batches.set_epoch(epoch)
+        if recorder.stopped_at is None and epoch < config["epochs"]:
+            model.fit(batches, epochs=config["epochs"], initial_epoch=epoch,
+                      callbacks=callbacks, verbose=fit_verbose)
+    if recorder.stopped_at is not None:
+        done, steps = recorder.stopped_at
+        where = f"epoch {done} of {config['epochs']}" + (
+            f" and {steps} of epoch {done + 1}'s {len(batches)} steps" if steps else "")
+        raise RunInterrupted(f"Interrupted: {run_dir} is checkpointed after {where}. Continue "
+                             f"with: discomkd-keras train --resume {run_dir}")
     return score_best_classifiers(run_dir, data, config)

@@ -9,6 +9,7 @@ Writes OUT/<modality>/{<modality>.tflite, labels.txt, model_card.json}
 through a temporary folder renamed into place.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -187,7 +188,38 @@ def require_converter():
                           "unset KERAS_BACKEND for this command (the .keras files are the same).")
 
 
-def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_type="float32",
+def export_modality(run_dir, modality, out_dir=None, **options):
+    """Convert, verify and write one modality; return its model card (a dict).
+    Options: see `_export_modality`. A failed export leaves nothing behind: not
+    even the output folders it created."""
+    made = _missing_dirs(Path(out_dir) if out_dir else Path(run_dir) / "export")
+    try:
+        return _export_modality(run_dir, modality, out_dir=out_dir, **options)
+    except BaseException:
+        for folder in made:  # deepest first; only the ones still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _missing_dirs(folder):
+    """`folder` and its parents that do not exist yet, deepest first."""
+    return [p for p in [folder, *folder.parents] if not p.exists()]
+
+
+def _remove_stale_temporaries(out_dir, modality):
+    """Temporary folders of exports killed before their rename (SIGKILL, power loss)."""
+    for tmp in out_dir.glob(f".{modality}.*.tmp"):
+        try:
+            pid = int(tmp.name.split(".")[-2])
+            os.kill(pid, 0)  # still running: its folder
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
+def _export_modality(run_dir, modality, quantization="int8", out_dir=None, io_type="float32",
                     representative_size=300, threshold=None, overwrite=False, data=None, seed=0,
                     per_tensor=False, log=print):
     """Convert, verify and write one modality; return its model card (a dict)."""
@@ -260,7 +292,9 @@ def export_modality(run_dir, modality, quantization="int8", out_dir=None, io_typ
     except model_card.ModelCardError as err:
         raise ExportError(f"[{modality}] {err}") from None
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{modality}.", dir=out_dir))
+    # Written whole in a temporary folder, then renamed: a kill leaves nothing at `target`.
+    _remove_stale_temporaries(out_dir, modality)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{modality}.", suffix=f".{os.getpid()}.tmp", dir=out_dir))
     try:
         (tmp / card["model_file"]).write_bytes(flatbuffer)
         (tmp / card["labels_file"]).write_text("\n".join(config["class_names"]) + "\n")
