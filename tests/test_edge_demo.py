@@ -479,3 +479,64 @@ def test_bad_model_folders_and_inputs(demo_python, released, tmp_path):
     done = run_demo(demo_python, good, sample, notes, "--json")
     assert done.returncode == 1 and len(done.stdout.splitlines()) == 1
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- your files
+
+
+def test_trained_from_files_classifies_raw_files_of_another_size(demo_python, tmp_path,
+                                                                 monkeypatch):
+    """A run trained from a modality tree (8-bit RGB PNGs, 16-bit depth PNGs at 20x24,
+    resized to 12x12), exported, and classify.py given new files of another size
+    (36x30): the demo resizes them as the card's size policy says and predicts what the
+    Keras classifier predicts for the same file read by the training reader."""
+    from PIL import Image
+
+    monkeypatch.setenv("DISCOMKD_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+
+    def rgb(c, shape):
+        img = rng.integers(0, 80, shape + (3,), dtype=np.uint8)
+        img[..., c] += 150
+        return img
+
+    def depth(c, shape):
+        d = (rng.integers(400, 900, shape) + 1200 * c).astype(np.uint16)
+        d[rng.random(shape) < 0.05] = 0
+        return d
+
+    tree = tmp_path / "tree"
+    for c, name in enumerate(("near", "mid", "far")):
+        for m in ("rgb", "depth"):
+            (tree / m / name).mkdir(parents=True)
+        for i in range(14):
+            Image.fromarray(rgb(c, (20, 24))).save(tree / "rgb" / name / f"{i}.png")
+            Image.fromarray(depth(c, (20, 24))).save(tree / "depth" / name / f"{i}.png")
+    run = tmp_path / "run"
+    config = train(["--data-dir", tree, "--image-size", "12,12", "--run-dir", run, "--epochs", 12,
+                    "--encoder", "lenet", "--feature-dim", 16, "--batch-size", 8, "--lr", 1e-2])
+    assert config["preprocessing"]["depth"]["resize"]["interpolation"] == "nearest"
+    labels = config["class_names"]
+    new = tmp_path / "new"
+    new.mkdir()
+    files = {"rgb": [], "depth": []}
+    for c in range(3):
+        for i in range(3):
+            files["rgb"].append(save_png(new / f"rgb_{c}_{i}.png", rgb(c, (36, 30))))
+            files["depth"].append(save_png(new / f"depth_{c}_{i}.png", depth(c, (36, 30))))
+    for m in ("rgb", "depth"):
+        export_modality(run, m, quantization="float32", out_dir=tmp_path / "export", log=QUIET)
+        folder = tmp_path / "export" / m
+        card, _ = model_card.read_export(folder)
+        assert card["preprocessing"]["resize"]["crop_to_aspect"] is True
+        # The training reader: what load_files would have made of these files.
+        x = np.stack([Preprocessor(card).load(p)[0][1] for p in files[m]])
+        assert x.shape == (9, 12, 12, 3 if m == "rgb" else 1)
+        demo, stderr = demo_top(demo_python, folder, files[m])
+        assert "resized 30x36 -> 12x12" in stderr
+        names = [str(p) for p in files[m]]
+        ref = assert_same_as_runner(demo, names, folder, x)
+        keras_p = keras_probs(run, m, x)
+        assert assert_same_top1(demo, names, keras_p, labels, ref).all()
+        truth = np.repeat([labels.index(n) for n in ("near", "mid", "far")], 3)
+        assert (keras_p.argmax(1) == truth).mean() >= 2 / 3  # it learned
