@@ -373,3 +373,23 @@ def test_mixed_kinds_bad_options_and_a_single_modality(tmp_path):
     single = write_tree(tmp_path / "single", n=2, depth=False)
     with pytest.raises(DataError, match="at least 2 modality folders"):
         load_data({"source": "files", "directory": str(single)})
+
+
+@pytest.mark.skipif(not (SHARED / "fsdd").exists() or not (SHARED / "mnist").exists(),
+                    reason="needs ../shared/data (FSDD recordings and MNIST digits)")
+def test_the_readme_worked_example_writes_a_tree_that_loads(tmp_path):
+    """README, 'Your data': the script that writes AV-MNIST as modality trees, run as printed
+    (only its two folders moved), and the tree it writes read back."""
+    import re
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    script = re.search(r"<!-- av-mnist-tree -->\n```python\n(.*?)```", readme, re.S).group(1)
+    script = script.replace('Path("../shared/data")', f"Path({str(SHARED)!r})")
+    script = script.replace('Path("av-mnist-tree")', f"Path({str(tmp_path / 'tree')!r})")
+    exec(compile(script, "README.md", "exec"), {})
+    data = load_files(tmp_path / "tree", modalities=["image", "audio"])
+    assert data.class_names == [str(d) for d in range(10)] and data.modalities == ["image", "audio"]
+    assert {s: len(i) for s, i in data.splits["audio"].items()} == \
+        {"train": 2360, "valid": 340, "test": 300}
+    assert len(data.labels["image"]) == 10000 and data.input_shape("image") == (28, 28, 1)
+    assert data.input_shape("audio") == (40, 61, 1) and not data.paired
+    assert "audio: train/test folders, validation 1/8 of train" in data.description

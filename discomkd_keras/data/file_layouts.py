@@ -198,7 +198,8 @@ def _scan_trees(directory, wanted, seed):
     class_names = _class_list(directory, set().union(*classes.values()), directory)
     index = {c: i for i, c in enumerate(class_names)}
     listing, hows = {}, set()
-    for m, rows in entries.items():
+    for m in wanted or entries:  # the order asked for sets the modality index
+        rows = entries[m]
         files = [r[0] for r in rows]
         y = np.array([index[r[1]] for r in rows], np.int64)
         if official[m]:
