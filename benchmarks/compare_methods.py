@@ -12,6 +12,11 @@ sized for a 2-core CPU; --paper switches to the paper's protocol (ResNet-18,
 D = 512, 300 epochs, batch 128, lr 1e-4) for a GPU. Runs land in
 benchmarks/runs/<data>/ (not committed); rerunning with the same settings
 reuses finished runs, so an interrupted comparison picks up where it stopped.
+
+A thin caller of `discomkd_keras.comparison`, the code behind `discomkd-keras
+compare` (which takes any data and writes a verdict per modality): this script
+adds the built-in benchmark presets, all twelve methods, variants (--option,
+--tag) and the targets of the committed comparisons.
 """
 
 import shlex
@@ -23,8 +28,6 @@ import click
 from discomkd_keras.config import BENCHMARKS
 
 HERE = Path(__file__).resolve().parent
-# DKD's warm-up covers 20 of its paper's 240 epochs: the same fraction of every budget here.
-DKD_WARMUP_FRACTION = 20 / 240
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -71,7 +74,8 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
     and its own ablations; write a Markdown table and a PNG."""
     import json
 
-    from comparison import METHOD_LABELS, make_raw, run_comparison, write_report
+    from discomkd_keras.comparison import (METHOD_LABELS, make_raw, run_comparison, shared_options,
+                                           write_report)
     from discomkd_keras.config import PAPER
     from discomkd_keras.data import DataError
     from discomkd_keras.run_directory import RunError
@@ -94,7 +98,7 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
     except DataError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(2)
-    options = {
+    options = shared_options({
         "epochs": base["epochs"], "batch_size": base["batch_size"],
         "learning_rate": base["learning_rate"], "feature_dim": base["feature_dim"],
         "encoders": {m: base["encoders"] for m in data.modalities if data.kinds[m] != "vector"},
@@ -102,8 +106,7 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
         "augment": ({m: base["augment"] for m in data.modalities}
                     if base.get("augment") not in (None, "default") else {}),
         "precision": precision,
-        "dkd_warmup_epochs": round(DKD_WARMUP_FRACTION * base["epochs"], 3),
-    }
+    }, base["epochs"])
     variant = {}
     for item in extra:
         key, _, value = item.partition("=")
@@ -120,12 +123,12 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
                                    [str(Path(sys.argv[0]).as_posix())] + sys.argv[1:])
     click.echo(f"{dataset}: {len(wanted)} methods x {seeds} seeds; options {options}")
     try:
-        records = run_comparison(data_spec, options, range(seeds),
-                                 work_dir or HERE / "runs" / name, methods=wanted,
+        work_dir = work_dir or HERE / "runs" / name
+        records = run_comparison(data_spec, options, range(seeds), work_dir, methods=wanted,
                                  log=click.echo, verbose=1 if verbose else 0,
-                                 discomkd_options=variant)
+                                 discomkd_options=variant, data=data, int8_sizes=True)
         raw = make_raw(name, data_spec, dict(options, discomkd_variant=variant), range(seeds),
-                       records, command)
+                       records, command, out_dir=out_dir, work_dir=work_dir, targets=True)
         paths = write_report(raw, out_dir)
     except (DataError, RunError, ValueError) as err:
         click.echo(f"Error: {err}", err=True)

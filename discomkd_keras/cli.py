@@ -13,6 +13,7 @@ from discomkd_keras.cli_support import (BugReportingGroup, errors, fail, image_s
 
 # The option vocabularies come from modules that start Keras (and TensorFlow): quietly.
 with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
+    from discomkd_keras.comparison import DEFAULT_METHODS, METHOD_LABELS as COMPARE_METHODS
     from discomkd_keras.config import METHODS, PRECISIONS, STRATEGIES, describe_presets
     from discomkd_keras.data import SOURCES
     from discomkd_keras.encoders import CONVENTIONS, ENCODER_FAMILIES
@@ -34,6 +35,94 @@ def main(verbose):
     """
 
 
+# The data options, shared by `train` and `compare`.
+DATA_OPTIONS = (
+    click.option("--data", "source", type=click.Choice(SOURCES), default=None,
+                 help="Data source. Default: released if --data-dir is given, else the built-in "
+                 "synthetic RGB-D set."),
+    click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                 help="Your data; the layout is recognised (README, 'Your data'): modality trees "
+                 "DIR/<modality>/[train|valid|test/]<class>/<file>, a DIR/manifest.csv (split, label, "
+                 "one path column per modality), or the released DIR/{MOD}_data_normalized.npy + "
+                 "labels.npy + *_idx.npy. Files: PNG/JPEG (16-bit PNG = depth), TIFF, WAV, .npy."),
+    click.option("--modalities", default=None,
+                 help="Comma-separated modalities to use, in order (default: all of the data's)."),
+    click.option("--split-seed", type=int, default=None,
+                 help="Data without splits: stratified 70/10/20 splits from this seed (files: "
+                 "default 0; released layout: required without index files)."),
+    click.option("--image-size", "image_sizes", multiple=True, metavar="[MOD=]H,W",
+                 help="Files: resize images to H x W (all image modalities, or MOD=H,W for one; "
+                 "repeatable). Default: each modality's first file. Depth: nearest neighbour; "
+                 "colour and bands: antialiased bilinear."),
+    click.option("--crop-to-aspect/--stretch", "crop_to_aspect", default=True, show_default=True,
+                 help="Files: centre-crop to the target aspect ratio before resizing, or stretch."),
+    click.option("--depth-unit", "depth_units", multiple=True, metavar="MOD=mm|sunrgbd|F",
+                 help="Files: MOD holds 16-bit depth PNGs in millimetres (mm), SUN RGB-D's "
+                 "3-bit-rotated millimetres (sunrgbd), or F millimetres per stored unit."),
+    click.option("--clip-seconds", type=float, default=1.0, show_default=True,
+                 help="Files: WAV clips are padded or centre-cropped to this length."),
+    click.option("--skip-bad-files", is_flag=True,
+                 help="Files: leave unreadable files out (counted in the summary and config.json) "
+                 "instead of stopping at the first."),
+    click.option("--synthetic-size", type=int, default=48, show_default=True,
+                 help="Synthetic RGB-D: image side in pixels."),
+    click.option("--synthetic-per-class", type=int, default=500, show_default=True,
+                 help="Synthetic RGB-D: samples per class (6 classes)."),
+    click.option("--synthetic-knob", "synthetic_knobs", multiple=True, metavar="NAME=VALUE",
+                 help="Synthetic RGB-D: a scene difficulty knob (README, 'Built-in synthetic RGB-D'); "
+                 "a range as LOW,HIGH; repeatable."),
+    click.option("--fsdd-dir", type=click.Path(path_type=Path), default=None,
+                 help="AV-MNIST: FSDD recordings folder (default ../shared/data/fsdd/recordings)."),
+    click.option("--mnist", "mnist_path", type=click.Path(path_type=Path), default=None,
+                 help="AV-MNIST: mnist-10k.npz (default ../shared/data/mnist/mnist-10k.npz)."),
+    click.option("--av-split", type=click.Choice(["official", "speaker"]), default="official",
+                 show_default=True, help="AV-MNIST audio split: FSDD's official one (takes 0-4 test) "
+                 "or one speaker held out."),
+    click.option("--test-speaker", default="theo", show_default=True,
+                 help="AV-MNIST with --av-split speaker: the held-out speaker."),
+    click.option("--pairing", type=click.Choice(["unpaired", "paired"]), default="unpaired",
+                 show_default=True, help="AV-MNIST: keep modalities unpaired, or pair by class."),
+    click.option("--av-image-energy", "image_energy", type=float, default=None,
+                 help="AV-MNIST: rebuild images from the principal components keeping this fraction "
+                 "of their energy (hard AV-MNIST: 0.25)."),
+    click.option("--av-audio-snr", "audio_snr_db", type=float, default=None,
+                 help="AV-MNIST: mix clips with --av-noise at this SNR in dB."),
+    click.option("--av-noise", "audio_noise", type=click.Choice(["babble", "pink"]), default="babble",
+                 show_default=True, help="AV-MNIST noise: other clips of the same split, or 1/f noise."),
+)
+
+
+def data_options(command):
+    """Decorate `command` with DATA_OPTIONS."""
+    for option in reversed(DATA_OPTIONS):
+        command = option(command)
+    return command
+
+
+DATA_KEYS = ("source", "data_dir", "modalities", "split_seed", "image_sizes", "crop_to_aspect",
+             "depth_units", "clip_seconds", "skip_bad_files", "synthetic_size",
+             "synthetic_per_class", "synthetic_knobs", "fsdd_dir", "mnist_path", "av_split",
+             "test_speaker", "pairing", "image_energy", "audio_snr_db", "audio_noise")
+
+
+def pop_data_spec(options, seed=0):
+    """The data spec of a command's data options, removed from `options`."""
+    from discomkd_keras.config import data_spec
+
+    o = {key: options.pop(key) for key in DATA_KEYS}
+    names = [m.strip() for m in o["modalities"].split(",") if m.strip()] if o["modalities"] else None
+    return data_spec(o["source"], o["data_dir"], names, o["split_seed"], o["synthetic_size"],
+                     o["synthetic_per_class"], o["fsdd_dir"], o["mnist_path"], o["av_split"],
+                     o["test_speaker"], o["pairing"], seed,
+                     pairs(o["synthetic_knobs"], "--synthetic-knob", knob_value),
+                     o["image_energy"], o["audio_snr_db"], o["audio_noise"],
+                     files={"image_size": image_size_items(o["image_sizes"]),
+                            "crop_to_aspect": o["crop_to_aspect"],
+                            "depth_units": pairs(o["depth_units"], "--depth-unit"),
+                            "clip_seconds": o["clip_seconds"],
+                            "skip_bad_files": o["skip_bad_files"]})
+
+
 TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 
     With no arguments: the built-in synthetic RGB-D set (6 shapes, RGB + depth),
@@ -52,58 +141,7 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 
 
 @main.command(help=TRAIN_HELP)
-@click.option("--data", "source", type=click.Choice(SOURCES), default=None,
-              help="Data source. Default: released if --data-dir is given, else the built-in "
-              "synthetic RGB-D set.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Your data; the layout is recognised (README, 'Your data'): modality trees "
-              "DIR/<modality>/[train|valid|test/]<class>/<file>, a DIR/manifest.csv (split, label, "
-              "one path column per modality), or the released DIR/{MOD}_data_normalized.npy + "
-              "labels.npy + *_idx.npy. Files: PNG/JPEG (16-bit PNG = depth), TIFF, WAV, .npy.")
-@click.option("--modalities", default=None,
-              help="Comma-separated modalities to use, in order (default: all of the data's).")
-@click.option("--split-seed", type=int, default=None,
-              help="Data without splits: stratified 70/10/20 splits from this seed (files: "
-              "default 0; released layout: required without index files).")
-@click.option("--image-size", "image_sizes", multiple=True, metavar="[MOD=]H,W",
-              help="Files: resize images to H x W (all image modalities, or MOD=H,W for one; "
-              "repeatable). Default: each modality's first file. Depth: nearest neighbour; "
-              "colour and bands: antialiased bilinear.")
-@click.option("--crop-to-aspect/--stretch", "crop_to_aspect", default=True, show_default=True,
-              help="Files: centre-crop to the target aspect ratio before resizing, or stretch.")
-@click.option("--depth-unit", "depth_units", multiple=True, metavar="MOD=mm|sunrgbd|F",
-              help="Files: MOD holds 16-bit depth PNGs in millimetres (mm), SUN RGB-D's "
-              "3-bit-rotated millimetres (sunrgbd), or F millimetres per stored unit.")
-@click.option("--clip-seconds", type=float, default=1.0, show_default=True,
-              help="Files: WAV clips are padded or centre-cropped to this length.")
-@click.option("--skip-bad-files", is_flag=True,
-              help="Files: leave unreadable files out (counted in the summary and config.json) "
-              "instead of stopping at the first.")
-@click.option("--synthetic-size", type=int, default=48, show_default=True,
-              help="Synthetic RGB-D: image side in pixels.")
-@click.option("--synthetic-per-class", type=int, default=500, show_default=True,
-              help="Synthetic RGB-D: samples per class (6 classes).")
-@click.option("--synthetic-knob", "synthetic_knobs", multiple=True, metavar="NAME=VALUE",
-              help="Synthetic RGB-D: a scene difficulty knob (README, 'Built-in synthetic RGB-D'); "
-              "a range as LOW,HIGH; repeatable.")
-@click.option("--fsdd-dir", type=click.Path(path_type=Path), default=None,
-              help="AV-MNIST: FSDD recordings folder (default ../shared/data/fsdd/recordings).")
-@click.option("--mnist", "mnist_path", type=click.Path(path_type=Path), default=None,
-              help="AV-MNIST: mnist-10k.npz (default ../shared/data/mnist/mnist-10k.npz).")
-@click.option("--av-split", type=click.Choice(["official", "speaker"]), default="official",
-              show_default=True, help="AV-MNIST audio split: FSDD's official one (takes 0-4 test) "
-              "or one speaker held out.")
-@click.option("--test-speaker", default="theo", show_default=True,
-              help="AV-MNIST with --av-split speaker: the held-out speaker.")
-@click.option("--pairing", type=click.Choice(["unpaired", "paired"]), default="unpaired",
-              show_default=True, help="AV-MNIST: keep modalities unpaired, or pair by class.")
-@click.option("--av-image-energy", "image_energy", type=float, default=None,
-              help="AV-MNIST: rebuild images from the principal components keeping this fraction "
-              "of their energy (hard AV-MNIST: 0.25).")
-@click.option("--av-audio-snr", "audio_snr_db", type=float, default=None,
-              help="AV-MNIST: mix clips with --av-noise at this SNR in dB.")
-@click.option("--av-noise", "audio_noise", type=click.Choice(["babble", "pink"]), default="babble",
-              show_default=True, help="AV-MNIST noise: other clips of the same split, or 1/f noise.")
+@data_options
 @click.option("--method", type=click.Choice(METHODS), default="discomkd", show_default=True,
               help="discomkd: this package's method. Baselines: unimodal (each modality's deployed "
               "network trained alone, task loss only); single (one encoder + linear head per "
@@ -164,11 +202,7 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
               "is always kept): the resume checkpoint is written no more often; 0: every epoch.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no per-epoch lines. (When stdout is "
               "not a terminal, each epoch is one plain line instead of the bar.)")
-def train(source, data_dir, modalities, split_seed, image_sizes, crop_to_aspect, depth_units,
-          clip_seconds, skip_bad_files, synthetic_size, synthetic_per_class,
-          synthetic_knobs, fsdd_dir, mnist_path, av_split, test_speaker, pairing, image_energy,
-          audio_snr_db, audio_noise, encoders, resume_dir, run_dir, overwrite, quiet, **options):
-    from discomkd_keras.config import data_spec
+def train(encoders, resume_dir, run_dir, overwrite, quiet, **options):
     from discomkd_keras.training import resume_run, start_run
 
     # A terminal gets Keras' progress bar; a file (nohup, a cluster job) one line per epoch.
@@ -177,17 +211,7 @@ def train(source, data_dir, modalities, split_seed, image_sizes, crop_to_aspect,
         if resume_dir is not None:
             run_dir, config, results = resume_run(resume_dir, log=click.echo, verbose=verbose)
         else:
-            names = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
-            spec = data_spec(source, data_dir, names, split_seed, synthetic_size,
-                             synthetic_per_class, fsdd_dir, mnist_path, av_split, test_speaker,
-                             pairing, options["seed"],
-                             pairs(synthetic_knobs, "--synthetic-knob", knob_value),
-                             image_energy, audio_snr_db, audio_noise,
-                             files={"image_size": image_size_items(image_sizes),
-                                    "crop_to_aspect": crop_to_aspect,
-                                    "depth_units": pairs(depth_units, "--depth-unit"),
-                                    "clip_seconds": clip_seconds,
-                                    "skip_bad_files": skip_bad_files})
+            spec = pop_data_spec(options, options["seed"])
             options.update(loss_weights=pairs(options["loss_weights"], "--loss-weight", float),
                            augment=pairs(options["augment"], "--augment"),
                            teacher_run=str(options["teacher_run"]) if options["teacher_run"] else None)
@@ -224,6 +248,81 @@ def evaluate(run_dir, max_points):
         click.echo("Modality separability (nearest-centroid accuracy; ~1/M = mixed, 1 = separated): "
                    + ", ".join(f"{k} {v:.2f}" for k, v in separation.items()))
     click.echo(f"Figures in {Path(run_dir) / 'evaluation'}")
+
+
+COMPARE_HELP = f"""Does DisCoM-KD beat training each modality alone, on your data?
+
+    Trains --methods x --seeds runs on the data (any data option `train` takes),
+    then writes OUT/report.md, report.json and report.png: per modality each
+    method's test weighted F1 and accuracy (mean +- std over seeds), the paired
+    per-seed difference of DisCoM-KD against each baseline with its 95% interval,
+    a verdict in words ("DisCoM-KD helps depth: +4.4 [+2.4, +6.4] ...", "hurts",
+    or "no evidence either way"), and what each deployed classifier costs.
+    Methods are chosen on the validation split, never the test split.
+
+    Before training it prints the plan and an estimated time (a one-epoch probe);
+    finished runs are reused, so the same command resumes an interrupted comparison.
+    --export-best exports each modality's best classifier (mean validation F1,
+    ties to the cheaper) to OUT/export/<modality>/ with the usual verification.
+
+    Methods: {', '.join(COMPARE_METHODS)} (default: {','.join(DEFAULT_METHODS)};
+    students need teacher, which needs paired data).
+    """
+
+
+@main.command(help=COMPARE_HELP)
+@data_options
+@click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
+              help="Comma-separated methods to compare (see above).")
+@click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0..N-1 per method.")
+@click.option("--encoder", "encoders", multiple=True, metavar="[MOD=]FAMILY",
+              help=f"Encoder family ({', '.join(ENCODER_FAMILIES)}) for all image modalities, or "
+              "MOD=FAMILY; repeatable. Default: the data source's preset.")
+@click.option("--feature-dim", type=int, default=None, help="D, even. Default: the preset's.")
+@click.option("--epochs", type=int, default=None, help="Epochs per run. Default: the preset's.")
+@click.option("--batch-size", type=int, default=None, help="Per modality. Default: the preset's.")
+@click.option("--lr", "learning_rate", type=float, default=None,
+              help="Adam learning rate. Default: the preset's.")
+@click.option("--augment", "augment", multiple=True, metavar="MOD=released|independent|none",
+              help="Augmentation per modality, as for train; repeatable.")
+@click.option("--mixed-precision", "precision", type=click.Choice(PRECISIONS), is_flag=False,
+              flag_value="mixed_float16", default="float32", show_default=True,
+              help="Precision policy; the bare flag means mixed_float16 (GPUs).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where report.* (and export/) go. Default: runs/compare-<data set>.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the runs go. Default: OUT/runs.")
+@click.option("--export-best", "export", is_flag=True,
+              help="Export each modality's best classifier to OUT/export/<modality>/.")
+@click.option("--quiet", is_flag=True, help="Only the plan and one line per run.")
+def compare(methods, seeds, encoders, out_dir, runs_dir, export, quiet, **options):
+    import shlex
+
+    from discomkd_keras.comparison import compare as run_compare
+
+    import logging
+    import os
+
+    verbose = 0 if quiet else 1 if sys.stdout.isatty() else 2
+    # Each run's classifiers trace their own predict step; TensorFlow would call that excessive.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # The command as typed, but no absolute path of this machine: paths inside the working
+    # folder are written relative to it.
+    here = os.getcwd()
+    words = [os.path.relpath(a, here) if os.path.isabs(a) and a.startswith(here + os.sep) else a
+             for a in sys.argv[1:]]
+    command = "discomkd-keras " + " ".join(shlex.quote(a) for a in words)
+    try:
+        spec = pop_data_spec(options, 0)
+        options.update(augment=pairs(options["augment"], "--augment"))
+        names = [m.strip() for m in methods.split(",") if m.strip()]
+        raw, paths = run_compare(spec, options, encoders, names, seeds, out_dir, runs_dir, export,
+                                 command, log=click.echo, verbose=verbose)
+    except errors() as err:
+        fail(str(err))
+    md = paths[1].read_text()
+    verdicts = md.split("## Verdict\n\n", 1)[1].split("\n\n", 1)[0] if "## Verdict" in md else ""
+    click.echo(f"\n{verdicts}\n\nReport: {paths[1]} (and {paths[0].name}, {paths[2].name})")
 
 
 main.add_command(export_command)

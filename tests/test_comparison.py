@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from comparison import (METHOD_RUNS, method_options, paired_difference, run_comparison,  # benchmarks/
-                        summarise, write_report)
+from discomkd_keras.comparison import (METHOD_RUNS, method_options, paired_difference,
+                                       run_comparison, summarise, write_report)
 from helpers import write_released
 
 pytestmark = pytest.mark.portable
@@ -133,3 +133,100 @@ def test_a_variant_reaches_discomkd_and_its_ablations_only():
     assert method_options(options, 0, change["unimodal"], variant) == {
         "epochs": 6, "loss_weights": {"cl": 1.0}, "seed": 0, "method": "unimodal"}
     assert options == {"epochs": 6, "loss_weights": {"cl": 1.0}}  # shared options untouched
+
+
+# --------------------------------------------------------------------------- discomkd-keras compare
+
+
+@pytest.mark.parametrize("ours, theirs, words", [
+    ([60, 62, 61], [50, 51, 52], "DisCoM-KD helps depth: +10.0 [+7.5, +12.5] F1 points against its "
+                                 "unimodal twin (the same network trained alone)."),
+    ([50, 51, 52], [60, 62, 61], "DisCoM-KD hurts depth: -10.0 [-12.5, -7.5] F1 points"),
+    ([60, 50, 55], [55, 55, 55], "depth: no evidence either way (the interval includes 0): +0.0 "
+                                 "[-12.4, +12.4] F1 points"),
+    ([60], [50], "depth: one seed, so no interval and no verdict (+10.0 F1 points against its "
+                 "unimodal twin (the same network trained alone)); run 3 or more seeds."),
+])
+def test_verdict_in_words(ours, theirs, words):
+    from discomkd_keras.comparison import verdict
+    d = paired_difference(ours, theirs)
+    # by hand: differences (10, 11, 9) -> mean 10, std 1, half-width 4.303 / sqrt(3) = 2.48
+    assert verdict("depth", d, "unimodal").startswith(words)
+
+
+def test_report_leads_with_a_verdict_per_modality_and_the_cost(tmp_path):
+    raw = fake_raw()
+    raw["runs"][0]["results"]["a"]["int8_bytes"] = 2048
+    _, md_path, _ = write_report(dict(raw, targets=False), tmp_path, "report")
+    md = md_path.read_text()
+    assert md.index("## Verdict") < md.index("## Test weighted F1")
+    assert "- a: no evidence either way (the interval includes 0): +8.0 [-17.4, +33.4] F1 points " \
+           "against its unimodal twin" in md
+    # kd's per-seed a: 45, 55 against DisCoM-KD's 50, 66: +5, +11
+    assert "| a (weaker) | kd | 50.0 ± 7.1 | 58.0 ± 11.3 | +8.0 ± 4.2 | [-30.1, +46.1] | no evidence |" in md
+    assert "| unimodal | 100 / 200 | 0.00 M / 0.00 M | 2 KiB / n/a | 0m44s | 11.0 |" in md
+    assert "Target (" not in md  # a user's comparison has no benchmark targets
+
+
+def test_an_interrupted_comparison_resumes(tmp_path, monkeypatch):
+    import discomkd_keras.training as training
+    d = write_released(tmp_path / "data")
+    spec = {"source": "released", "directory": str(d), "split_seed": None}
+    options = {"epochs": 1, "batch_size": 16, "learning_rate": 3e-3, "feature_dim": 8,
+               "encoders": {"rgb": "lenet"}}
+    real, calls = training.train_run, []
+
+    def dies_on_the_second(config, run_dir, **kwargs):
+        calls.append(run_dir)
+        if len(calls) == 2:
+            (run_dir / "history.csv").write_text("epoch\n")  # half a run on disk
+            raise KeyboardInterrupt
+        return real(config, run_dir, **kwargs)
+
+    monkeypatch.setattr(training, "train_run", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(spec, options, [0, 1], tmp_path / "work", methods=["unimodal"])
+    monkeypatch.setattr(training, "train_run", real)
+    logs = []
+    records = run_comparison(spec, options, [0, 1], tmp_path / "work", methods=["unimodal"],
+                             log=logs.append)
+    assert logs[0].startswith("Plan: 1 method(s) x 2 seed(s) = 2 runs (unimodal)") and \
+        logs[0].endswith("1 finished before, reused.")
+    assert "seed 0 unimodal" in logs[1] and logs[1].endswith("reused)")
+    assert logs[2].startswith("[run 2/2] seed 1 unimodal: elapsed")
+    assert [r["seed"] for r in records] == [0, 1]
+
+
+def test_compare_end_to_end_writes_the_report_and_exports(tmp_path):
+    from click.testing import CliRunner
+    from discomkd_keras.cli import main
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the export needs the TensorFlow backend")
+    d = write_released(tmp_path / "data", n_per_class=30)
+    out = tmp_path / "cmp"
+    args = ["compare", "--data-dir", d, "--methods", "unimodal,discomkd", "--seeds", 2,
+            "--epochs", 2, "--encoder", "rgb=lenet", "--feature-dim", 8, "--batch-size", 16,
+            "--lr", 3e-3, "--out", out, "--export-best", "--quiet"]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "Estimated time: about" in result.output and "Plan: 2 method(s) x 2 seed(s)" in result.output
+    md = (out / "report.md").read_text()
+    raw = json.loads((out / "report.json").read_text())
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    verdicts = md.split("## Verdict\n\n")[1].split("\n\n")[0].splitlines()
+    assert len(verdicts) == 2
+    for m, line in zip(("rgb", "vec"), verdicts):
+        assert line.startswith((f"- {m}: ", f"- DisCoM-KD helps {m}: ", f"- DisCoM-KD hurts {m}: "))
+        assert line in result.output
+        card = json.loads((out / "export" / m / "model_card.json").read_text())
+        assert card["verification"]["passed"] and (out / "export" / m / f"{m}.tflite").exists()
+    exported = {e["modality"]: e for e in raw["exports"]}
+    for m, e in exported.items():  # chosen on validation: the best mean validation F1
+        means = {label: np.mean([r["results"][m]["valid_weighted_f1"] for r in raw["runs"]
+                                 if r["method"] == label]) for label in ("unimodal", "discomkd")}
+        assert means[e["method"]] == max(means.values())
+    assert str(tmp_path) not in md and str(tmp_path) not in json.dumps(raw)
+    assert raw["data"]["directory"] == "../data" and raw["runs"][0]["run_dir"].startswith("runs/")
+    again = CliRunner().invoke(main, [str(a) for a in args])  # everything reused
+    assert again.exit_code == 0 and "4 finished before, reused." in again.output
