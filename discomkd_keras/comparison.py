@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path

@@ -198,7 +198,7 @@ def decoded_files(directory, modality, files, card, raw_shape, raw_dtype, skip_b
             raise DataError(f"{modality}: none of its {len(files)} files could be read; the "
                             f"first: {next(iter(bad.values()))}")
         raw.flush()
-        del raw
+        raw = None  # close the map before the entry is renamed into place
         meta = {"version": CACHE_VERSION, "files": len(files), "modality": modality,
                 "bad": {str(i): why for i, why in bad.items()}, "policy": policy,
                 "seconds": round(progress.seconds, 2)}
