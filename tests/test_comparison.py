@@ -140,12 +140,12 @@ def test_a_variant_reaches_discomkd_and_its_ablations_only():
 
 @pytest.mark.parametrize("ours, theirs, words", [
     ([60, 62, 61], [50, 51, 52], "DisCoM-KD helps depth: +10.0 [+7.5, +12.5] F1 points against its "
-                                 "unimodal twin (the same network trained alone)."),
+                                 "unimodal twin."),
     ([50, 51, 52], [60, 62, 61], "DisCoM-KD hurts depth: -10.0 [-12.5, -7.5] F1 points"),
     ([60, 50, 55], [55, 55, 55], "depth: no evidence either way (the interval includes 0): +0.0 "
                                  "[-12.4, +12.4] F1 points"),
     ([60], [50], "depth: one seed, so no interval and no verdict (+10.0 F1 points against its "
-                 "unimodal twin (the same network trained alone)); run 3 or more seeds."),
+                 "unimodal twin); run 3 or more seeds."),
 ])
 def test_verdict_in_words(ours, theirs, words):
     from discomkd_keras.comparison import verdict
