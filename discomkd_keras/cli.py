@@ -38,8 +38,8 @@ def main(verbose):
 # The data options, shared by `train` and `compare`.
 DATA_OPTIONS = (
     click.option("--data", "source", type=click.Choice(SOURCES), default=None,
-                 help="Data source. Default: released if --data-dir is given, else the built-in "
-                 "synthetic RGB-D set."),
+                 help="Data source. Default: with --data-dir, the layout found there (released, "
+                 "or files: modality trees or a manifest), else the built-in synthetic RGB-D set."),
     click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                  help="Your data; the layout is recognised (README, 'Your data'): modality trees "
                  "DIR/<modality>/[train|valid|test/]<class>/<file>, a DIR/manifest.csv (split, label, "
