@@ -323,21 +323,6 @@ def constant_modalities(data, split="train", rows=512):
     return found
 
 
-class _RestOfEpoch(keras.utils.PyDataset):
-    """The batches of `batches`' current epoch from step `start` on (a run resumed
-    after Ctrl-C stopped it mid-epoch)."""
-
-    def __init__(self, batches, start, workers=1):
-        super().__init__(workers=workers)
-        self.batches, self.start = batches, int(start)
-
-    def __len__(self):
-        return len(self.batches) - self.start
-
-    def __getitem__(self, step):
-        return self.batches[self.start + step]
-
-
 @contextlib.contextmanager
 def _stop_on_ctrl_c(recorder):
     """The first Ctrl-C asks `recorder` to stop at the next step boundary with a
@@ -439,19 +424,23 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     epoch, step = state["epoch"], state.get("step", 0)
     fit_verbose = 1 if verbose == 1 else 0
+    # `batches` is an endless stream that set_epoch positions; Keras must not reorder it.
     with _stop_on_ctrl_c(recorder):
         if step:  # stopped mid-epoch: finish that epoch from its next step
             for c in schedules + [recorder]:
                 c.step_offset = step
-            model.fit(_RestOfEpoch(batches, step, workers=config["workers"]), epochs=epoch + 1,
-                      initial_epoch=epoch, callbacks=callbacks, verbose=fit_verbose)
+            batches.set_epoch(epoch, step)
+            model.fit(batches, epochs=epoch + 1, initial_epoch=epoch,
+                      steps_per_epoch=len(batches) - step, shuffle=False, callbacks=callbacks,
+                      verbose=fit_verbose)
             for c in schedules:
                 c.step_offset = 0
             epoch += 1
-            batches.set_epoch(epoch)
         if recorder.stopped_at is None and epoch < config["epochs"]:
+            batches.set_epoch(epoch)
             model.fit(batches, epochs=config["epochs"], initial_epoch=epoch,
-                      callbacks=callbacks, verbose=fit_verbose)
+                      steps_per_epoch=len(batches), shuffle=False, callbacks=callbacks,
+                      verbose=fit_verbose)
     if recorder.stopped_at is not None:
         done, steps = recorder.stopped_at
         where = f"epoch {done} of {config['epochs']}" + (

@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -38,12 +40,43 @@ def test_epoch_covers_largest_modality_and_cycles_the_smaller():
 def test_reshuffles_per_epoch_and_is_reproducible():
     a = UnpairedBatches(unpaired(), batch_size=8, seed=1)
     first = a[0][0]["vec"].copy()
-    a.on_epoch_end()
+    a.on_epoch_end()  # Keras' calls change nothing: item i is fixed by set_epoch alone
+    np.testing.assert_array_equal(a[0][0]["vec"], first)
+    a.set_epoch(1)
     assert a.epoch == 1
     assert not np.array_equal(a[0][0]["vec"], first)
     b = UnpairedBatches(unpaired(), batch_size=8, seed=1, epoch=1)  # a resumed run
     np.testing.assert_array_equal(b[3][0]["img"], a[3][0]["img"])
     np.testing.assert_array_equal(b[3][0]["vec"], a[3][0]["vec"])
+
+
+def test_an_endless_stream_whose_items_depend_on_epoch_and_step_alone():
+    data = unpaired()
+    a = UnpairedBatches(data, batch_size=8, seed=1)
+    assert a.num_batches is None and len(a) == 7  # fit takes steps_per_epoch=len(a)
+    # Item i runs on into later epochs: item 7 + 2 is step 2 of epoch 1.
+    same(a[9], a.batch(1, 2))
+    # Asked for in any order, from many threads at once: every item is the same batch.
+    expected = [a.batch(*divmod(i, 7)) for i in range(21)]
+    order = np.random.default_rng(0).permutation(21)
+    fresh = UnpairedBatches(data, batch_size=8, seed=1)
+    with ThreadPoolExecutor(8) as pool:
+        got = dict(zip(order, pool.map(fresh.__getitem__, order)))
+    for i in range(21):
+        same(got[i], expected[i])
+    # A run resumed at step 4 of epoch 1 continues with exactly those batches, into epoch 2.
+    resumed = UnpairedBatches(data, batch_size=8, seed=1)
+    resumed.set_epoch(1, 4)
+    same(resumed[0], expected[7 + 4])
+    same(resumed[3], expected[2 * 7])
+    with pytest.raises(ValueError, match="step must be"):
+        resumed.set_epoch(1, 7)
+
+
+def same(batch, other):
+    for part, other_part in zip(batch, other):
+        for m in part:
+            np.testing.assert_array_equal(part[m], other_part[m])
 
 
 def dihedral_frequencies(out, x):

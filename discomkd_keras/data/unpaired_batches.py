@@ -8,12 +8,23 @@ training set; smaller modalities cycle through fresh permutations. Batches are
 always full (steady shapes: no retracing, no 1-sample BatchNorm batches).
 
 NumPy only (the pipeline also feeds the JAX backend, where TensorFlow may be
-absent); augmentation is vectorised over the batch. Shuffling and
-augmentation derive from (seed, epoch, step, modality), so a resumed run sees
-the same batches it would have seen, whatever the worker order.
+absent); augmentation is vectorised over the batch.
+
+Same seed, same batches: a batch is a pure function of (seed, epoch, step),
+never of state that Keras' callbacks change. Keras sees one endless stream
+(`fit(..., steps_per_epoch=len(batches), shuffle=False)`) whose item i is the
+i-th step after the start set by `set_epoch`, running on into later epochs.
+Two things made a seeded run depend on timing before: fit's default
+`shuffle=True` let Keras permute the steps of each epoch with Python's global
+`random`, which checkpoint writes also draw from (Keras gives each
+initializer it deserializes a seed from it), and checkpoints are written
+when enough seconds have passed; and the epoch switched in `on_epoch_end`,
+which Keras calls once more at the start of every fit, while its worker
+threads may already be building the next epoch's batches.
 """
 
 import math
+import threading
 
 import keras
 import numpy as np
@@ -86,39 +97,60 @@ class UnpairedBatches(keras.utils.PyDataset):
             if a not in AUGMENTATIONS:
                 raise ValueError(f"Unknown augmentation {a!r} for {m!r}; expected {AUGMENTATIONS}.")
         self.steps = math.ceil(max(len(v) for v in self.y.values()) / self.batch_size)
+        self._orders, self._orders_lock = {}, threading.Lock()
         self.set_epoch(epoch)
 
-    def set_epoch(self, epoch):
-        """Lay out every modality's sample order for `epoch`."""
-        self.epoch = int(epoch)
-        self.order = {}
-        needed = self.steps * self.batch_size
+    def set_epoch(self, epoch, step=0):
+        """Item 0 becomes step `step` of `epoch` (0-based); item i the i-th step after it."""
+        if not 0 <= step < self.steps:
+            raise ValueError(f"step must be in [0, {self.steps}); got {step}.")
+        self.epoch, self.start = int(epoch), int(epoch) * self.steps + int(step)
+
+    def order(self, epoch):
+        """{modality: the training rows of `epoch`, steps x batch_size of them}."""
+        with self._orders_lock:  # worker threads share the two most recent epochs' orders
+            if epoch not in self._orders:
+                self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+                self._orders[epoch] = self._lay_out(epoch)
+            return self._orders[epoch]
+
+    def _lay_out(self, epoch):
+        order, needed = {}, self.steps * self.batch_size
         for i, m in enumerate(self.modalities):
             n = len(self.y[m])
-            rng = np.random.default_rng([self.seed, self.epoch, i])
+            rng = np.random.default_rng([self.seed, epoch, i])
             repeats = math.ceil(needed / n)
-            self.order[m] = np.concatenate([rng.permutation(n) for _ in range(repeats)])[:needed]
+            order[m] = np.concatenate([rng.permutation(n) for _ in range(repeats)])[:needed]
+        return order
 
     def __len__(self):
+        """Steps in an epoch."""
         return self.steps
 
-    def __getitem__(self, step):
+    @property
+    def num_batches(self):
+        return None  # endless for Keras: fit takes steps_per_epoch=len(self)
+
+    def __getitem__(self, index):
+        epoch, step = divmod(self.start + int(index), self.steps)
+        return self.batch(epoch, step)
+
+    def batch(self, epoch, step):
+        """(x, y) of step `step` of `epoch`: a function of the seed, epoch and step alone."""
         xs, ys = {}, {}
+        order = self.order(epoch)
         for i, m in enumerate(self.modalities):
-            rows = self.order[m][step * self.batch_size:(step + 1) * self.batch_size]
+            rows = order[m][step * self.batch_size:(step + 1) * self.batch_size]
             x = self.x[m][rows]
             if self.augment[m] != "none":
                 stream = self._augmentation_stream(i)
-                x = augment_images(x, np.random.default_rng([self.seed, self.epoch, step, stream, 1]),
+                x = augment_images(x, np.random.default_rng([self.seed, epoch, step, stream, 1]),
                                    self.augment[m])
             xs[m], ys[m] = np.ascontiguousarray(x), self.y[m][rows]
         return xs, ys
 
     def _augmentation_stream(self, modality_index):
         return modality_index  # independent flips per modality
-
-    def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
 
 
 class PairedBatches(UnpairedBatches):
@@ -135,10 +167,9 @@ class PairedBatches(UnpairedBatches):
                 + (" (AV-MNIST: use --pairing paired)." if data.name.startswith("av-mnist") else "."))
         super().__init__(data, *args, **kwargs)
 
-    def set_epoch(self, epoch):
-        super().set_epoch(epoch)
-        first = self.modalities[0]
-        self.order = {m: self.order[first] for m in self.modalities}
+    def _lay_out(self, epoch):
+        first = super()._lay_out(epoch)[self.modalities[0]]
+        return {m: first for m in self.modalities}
 
     def _augmentation_stream(self, modality_index):
         return 0  # one draw per row, shared by every modality
