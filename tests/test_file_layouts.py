@@ -294,6 +294,8 @@ def test_corrupt_file_names_it_and_writes_nothing_unless_skipped(tmp_path):
     assert config["data_report"]["skipped_files"] == {"rgb": 1}
     assert "3.png: not a readable image" in config["data_report"]["skipped_examples"]["rgb"][0]
     assert sum(config["split_sizes"]["rgb"].values()) == 17
+    # The cache entry holds the bad file too: without the flag, the same one line again.
+    assert "3.png: not a readable image" in error_line(cli(*args[:-3], "--run-dir", tmp_path / "r2"))
 
 
 def test_eight_bit_png_where_16_bit_depth_is_expected(tmp_path):

@@ -149,10 +149,13 @@ def decoded_files(directory, modality, files, card, raw_shape, raw_dtype, skip_b
     pre = Preprocessor(card, warn=lambda message: None)  # resizing is the size policy, not news
     policy = {k: v for k, v in card["preprocessing"].items() if k not in ("scale", "offset",
                                                                           "mean", "std", "raw")}
-    policy.update(kind=card["kind"], shape=list(card["input"]["shape"][1:]), skip_bad=skip_bad)
+    policy.update(kind=card["kind"], shape=list(card["input"]["shape"][1:]))
     entry = cache_root() / f"{modality}-{cache_key(directory, modality, files, policy)}"
     cached = _read_entry(entry, len(files))
     if cached is not None:
+        if cached[1] and not skip_bad:  # decoded before with --skip-bad-files
+            raise DataError(f"{next(iter(cached[1].values()))} (--skip-bad-files leaves "
+                            "unreadable files out)")
         return cached
 
     raw_dtype = np.dtype(raw_dtype)
