@@ -593,13 +593,24 @@ def shared_options(options, epochs):
     return dict(options, dkd_warmup_epochs=round(DKD_WARMUP_FRACTION * epochs, 3))
 
 
+def comparison_options(source, options, data, encoder_items=()):
+    """The training options every method of a `compare` shares: the data source's preset
+    where `options` leave a value unset (None), its encoder family unless `encoder_items`
+    name one, DKD's warm-up scaled to the epochs."""
+    from discomkd_keras.config import PRESETS, choose_encoders, with_preset
+
+    options = with_preset(options, source)
+    encoders = choose_encoders(data, encoder_items, PRESETS[source]["encoder"])
+    return shared_options(dict(options, encoders=encoders), options["epochs"])
+
+
 def compare(spec, options, encoder_items=(), methods=DEFAULT_METHODS, seeds=5, out_dir=None,
             runs_dir=None, export=False, command="", log=print, verbose=0):
     """`discomkd-keras compare`: train `methods` x `seeds` on the data of `spec` with the
     shared training `options` (None: the data source's preset), write OUT/report.{md,json,png}
     and, with `export`, each modality's best classifier to OUT/export/<modality>/.
     Returns (raw record, report paths)."""
-    from discomkd_keras.config import PRESETS, choose_encoders, merged_options, with_preset
+    from discomkd_keras.config import merged_options, with_preset
     from discomkd_keras.data import load_data
 
     if int(seeds) < 1:
@@ -611,8 +622,7 @@ def compare(spec, options, encoder_items=(), methods=DEFAULT_METHODS, seeds=5, o
     data = load_data(spec)
     if data.description:
         log(data.description)
-    options = shared_options(dict(options, encoders=choose_encoders(
-        data, encoder_items, PRESETS[spec["source"]]["encoder"])), options["epochs"])
+    options = comparison_options(spec["source"], options, data, encoder_items)
     out_dir = Path(out_dir or Path("runs") / f"compare-{data.name}")
     runs_dir = Path(runs_dir or out_dir / "runs")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -230,3 +230,36 @@ def test_compare_end_to_end_writes_the_report_and_exports(tmp_path):
     assert raw["data"]["directory"] == "../data" and raw["runs"][0]["run_dir"].startswith("runs/")
     again = CliRunner().invoke(main, [str(a) for a in args])  # everything reused
     assert again.exit_code == 0 and "4 finished before, reused." in again.output
+
+
+def test_compare_on_the_built_in_set_runs_the_committed_comparison():
+    """`discomkd-keras compare` with no data option trains exactly the runs behind
+    benchmarks/results/synthetic-rgbd.json (same data, same shared options, same seeds), so
+    with deterministic training it reproduces those figures for the methods it runs."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+    from discomkd_keras import cli, comparison
+    from discomkd_keras.config import ConfigError
+
+    committed = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" /
+                            "synthetic-rgbd.json").read_text())
+    seen = {}
+
+    def instead(spec, options, encoder_items, methods, seeds, *args, **kwargs):
+        seen.update(spec=spec, methods=methods, seeds=seeds, options=comparison.comparison_options(
+            spec["source"], options, SimpleNamespace(modalities=["rgb", "depth"],
+                                                     kinds={"rgb": "image", "depth": "image"}),
+            encoder_items))
+        raise ConfigError("stop here")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(comparison, "compare", instead)
+        result = CliRunner().invoke(cli.main, ["compare"])
+    assert "stop here" in result.output
+    assert seen["spec"] == committed["data"] and list(range(seen["seeds"])) == committed["seeds"]
+    options = dict(committed["options"])
+    assert options.pop("discomkd_variant") == {}
+    assert seen["options"] == options
+    assert set(seen["methods"]) <= {r["method"] for r in committed["runs"]}
