@@ -122,6 +122,9 @@ def print_summary(run_dir, results, config=None):
     for m, r in results.items():
         click.echo(f"  {m:<12}{r['test_accuracy']:>10.4f}{r['test_weighted_f1']:>13.4f}"
                    f"{r['best_epoch']:>12}{r['parameters']:>12,}")
+    if run_dir is None:  # a multi-worker run's worker other than the chief
+        click.echo("\nThe chief saved the run; this worker kept no files.")
+        return
     click.echo(f"\nRun saved in {run_dir} (plots in {run_dir}/plots). Next:")
     click.echo(f"  discomkd-keras evaluate {run_dir}")
     if teacher:

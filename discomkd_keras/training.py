@@ -7,8 +7,10 @@ and `resume_run`; the run directory's layout lives in `run_directory.py`.
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -76,6 +78,7 @@ def make_strategy(name):
         if name == "auto":
             return tf.distribute.get_strategy()
         if name == "multiworker":
+            _mean_scalar_logs_over_workers()
             return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
         # Mirror over all GPUs; with none, over the logical CPUs (how tests split one CPU in two).
         devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
@@ -88,6 +91,41 @@ def make_strategy(name):
         return _NullScope()
     raise ConfigError(f"--strategy {name} is not available on the {backend} backend "
                      "(jax: auto or mirrored, the latter via keras.distribution.DataParallel).")
+
+
+def _mean_scalar_logs_over_workers():
+    """Keras 3.15's TF trainer averages a training step's logs over the workers of
+    a MultiWorkerMirroredStrategy with strategy.reduce("MEAN", v, axis=0), which
+    fails on a scalar ("Invalid reduction dimension 0 for input with 0
+    dimensions"); every log is a scalar. Average them with axis=None instead."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if getattr(tf_trainer.reduce_per_replica, "scalar_safe", False):
+        return
+    keras_reduce = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            return keras.tree.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values)
+        return keras_reduce(values, strategy, reduction)
+
+    reduce_per_replica.scalar_safe = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def build_from_batch(model, batch):
+    """Under a tf.distribute strategy, Keras' TF fit builds the model from a batch
+    it takes from a fresh training iterator and averages over replicas with
+    strategy.reduce. MultiWorkerMirroredStrategy cannot reduce an (x, y) nest
+    (Keras 3.15: "Attempt to convert a value ({'rgb': PerReplica ...}) to a
+    Tensor"), and the batches that iterator takes or prefetches are lost to the
+    stream. Build from `batch` (one global batch, NumPy) instead."""
+    def build(iterator=None, data_batch=None):
+        with model.distribute_strategy.scope():
+            model._symbolic_build(data_batch=batch)
+
+    model._maybe_symbolic_build = build
 
 
 class _NullScope:
@@ -291,6 +329,10 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
     options = dict(options,
                    encoders=choose_encoders(data, encoder_items, PRESETS[spec["source"]]["encoder"]))
     config = resolve_config(spec, data, options)
+    worker = multiworker_task() if config["strategy"] == "multiworker" else None
+    if worker and not worker["chief"]:
+        with _worker_dir(worker, log) as scratch:
+            return None, config, train_run(config, scratch, data=data, verbose=verbose, log=log)
     run_dir = prepare_run_dir(run_dir or default_run_dir(data.name), overwrite=overwrite)
     log(f"Run directory: {run_dir}")
     described = [f"{m} {tuple(shape)} [{config['encoders'].get(m, 'default')}]"
@@ -301,10 +343,68 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
 
 
 def resume_run(run_dir, log=print, verbose=1):
-    """Continue a run from its last checkpoint; return (run_dir, config, results)."""
+    """Continue a run from its last checkpoint; return (run_dir, config, results).
+    A multi-worker run's other workers read RUN_DIR (the chief's, on a shared disk
+    or a copy) and continue from a private copy of it."""
     config, _ = read_run(run_dir)
+    worker = multiworker_task() if config["strategy"] == "multiworker" else None
+    if worker and not worker["chief"]:
+        with _worker_dir(worker, log) as scratch:
+            shutil.copytree(run_dir, scratch, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".lock", "tensorboard", "plots"))
+            return None, config, train_run(None, scratch, resume=True, verbose=verbose, log=log)
     log(f"Resuming {run_dir}")
     return Path(run_dir), config, train_run(None, run_dir, resume=True, verbose=verbose, log=log)
+
+
+def multiworker_task(environ=os.environ):
+    """This process's task in TF_CONFIG: {"type", "index", "chief", "workers"}; None
+    without TF_CONFIG. The chief is task "chief", or worker 0 of a cluster without one."""
+    raw = environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        tf_config = json.loads(raw)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        kind, index = task["type"], int(task.get("index", 0))
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"TF_CONFIG is not a cluster and task ({err!r}): {raw[:200]}") from None
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
+    return {"type": kind, "index": index, "chief": chief, "workers": workers}
+
+
+@contextlib.contextmanager
+def _lost_worker(config, run_dir, recorder):
+    """A multi-worker run whose peer died (its collectives abort within seconds):
+    one line saying where the run stands and how to continue it, not a traceback."""
+    try:
+        yield
+    except Exception as err:
+        kind = type(err).__name__
+        if config["strategy"] != "multiworker" or kind not in (
+                "UnavailableError", "AbortedError", "DeadlineExceededError", "CancelledError"):
+            raise
+        cause = str(err).split("\n")[0].split("}} ")[-1][:300]
+        raise RunError(
+            f"A worker of the cluster stopped or cannot be reached ({kind}: {cause}). The run is "
+            f"checkpointed after epoch {recorder.state['epoch']}; once every worker is back, "
+            "continue it on each, with its TF_CONFIG: discomkd-keras train --resume "
+            f"{run_dir if multiworker_task()['chief'] else 'RUN_DIR (the chief run directory)'}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _worker_dir(worker, log):
+    """A temporary run directory for a worker that is not the chief: it trains in
+    step with the chief, and only the chief's run directory is the user's."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"discomkd-{worker['type']}{worker['index']}-"))
+    log(f"{worker['type']} {worker['index']} of {worker['workers']}: training with the chief, "
+        "which writes the run directory (this worker's files are temporary)")
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def constant_modalities(data, split="train", rows=512):
@@ -409,6 +509,8 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
         else:
             classifiers = {m: model.classifier(m) for m in data.modalities}
 
+    if keras.backend.backend() == "tensorflow" and config["strategy"] != "auto":
+        build_from_batch(model, batches.batch(0, 0))
     epoch_log = (lambda line: print(line, flush=True)) if verbose == 2 else None
     recorder = RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches),
                            epoch_log=epoch_log)
@@ -425,7 +527,7 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
     epoch, step = state["epoch"], state.get("step", 0)
     fit_verbose = 1 if verbose == 1 else 0
     # `batches` is an endless stream that set_epoch positions; Keras must not reorder it.
-    with _stop_on_ctrl_c(recorder):
+    with _stop_on_ctrl_c(recorder), _lost_worker(config, run_dir, recorder):
         if step:  # stopped mid-epoch: finish that epoch from its next step
             for c in schedules + [recorder]:
                 c.step_offset = step
