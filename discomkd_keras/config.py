@@ -203,7 +203,8 @@ def _check_values(config):
         import keras
         if keras.backend.backend() != "tensorflow":
             raise ConfigError(f"--strategy multiworker is TensorFlow's (TF_CONFIG); on the "
-                              f"{keras.backend.backend()} backend use auto or mirrored.")
+                              f"{keras.backend.backend()} backend use auto or mirrored (one "
+                              "machine): see README, 'More than one machine'.")
     if config["precision"] not in PRECISIONS:
         raise ConfigError(f"Unknown precision {config['precision']!r}; expected one of {PRECISIONS}.")
     for key in ("epochs", "batch_size", "workers"):

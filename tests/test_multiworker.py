@@ -14,7 +14,9 @@ import time
 import keras
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from discomkd_keras.cli import main
 from discomkd_keras.config import ConfigError
 from discomkd_keras.run_directory import load_model_file, read_history
 from discomkd_keras.training import multiworker_task
@@ -192,3 +194,31 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
     steps_per_epoch = int(np.ceil(0.6 * 600 / batch))
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == epochs * steps_per_epoch
     assert scratch(tmp_path, 0) == [] and scratch(tmp_path, 1) == left
+
+
+JAX_GAP = (
+    "JAX multi-process training is not supported by this package: the installed JAX runs "
+    "CPU collectives across processes (gloo, jax.distributed.initialize on 127.0.0.1) and "
+    "Keras 3.15's DataParallel fit trains on per-process batch shares, but Keras' predict "
+    "cannot fetch an output that spans other processes' devices (RuntimeError: Fetching value "
+    "for `jax.Array` that spans non-addressable devices), and every epoch's validation and the "
+    "test scores use predict")
+
+
+@pytest.mark.portable
+def test_jax_refuses_multiworker_in_one_line(tmp_path):
+    if keras.backend.backend() != "jax":
+        pytest.skip("the JAX backend's refusal")
+    data = write_released(tmp_path / "data")
+    result = CliRunner().invoke(main, ["train", "--data-dir", str(data), "--run-dir",
+                                       str(tmp_path / "run"), "--strategy", "multiworker"])
+    assert result.exit_code == 2, result.output
+    assert "Error: --strategy multiworker is TensorFlow's (TF_CONFIG)" in result.output
+    assert "More than one machine" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skip(reason=JAX_GAP)
+def test_two_jax_processes_train_like_one():
+    """Two processes through jax.distributed.initialize and keras.distribution.DataParallel:
+    see JAX_GAP; the README's 'More than one machine' says the same."""
