@@ -190,7 +190,9 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="auto: the default device; mirrored: all GPUs of this machine "
               "(tf.distribute.MirroredStrategy; on jax keras.distribution.DataParallel); "
-              "multiworker: several machines from TF_CONFIG (TensorFlow only).")
+              "multiworker: several machines, from TF_CONFIG (tensorflow) or "
+              "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (jax); the chief "
+              "alone writes the run directory (README: 'More than one machine').")
 @click.option("--mixed-precision", "precision", type=click.Choice(PRECISIONS), is_flag=False,
               flag_value="mixed_float16", default="float32", show_default=True,
               help="Precision policy; the bare flag means mixed_float16 (GPUs).")

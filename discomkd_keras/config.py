@@ -201,10 +201,9 @@ def _check_values(config):
         raise ConfigError(f"Unknown strategy {config['strategy']!r}; expected one of {STRATEGIES}.")
     if config["strategy"] == "multiworker":
         import keras
-        if keras.backend.backend() != "tensorflow":
-            raise ConfigError(f"--strategy multiworker is TensorFlow's (TF_CONFIG); on the "
-                              f"{keras.backend.backend()} backend use auto or mirrored (one "
-                              "machine): see README, 'More than one machine'.")
+        if keras.backend.backend() not in ("tensorflow", "jax"):
+            raise ConfigError(f"--strategy multiworker is TensorFlow's (TF_CONFIG) or JAX's; on "
+                              f"the {keras.backend.backend()} backend use auto or mirrored.")
     if config["precision"] not in PRECISIONS:
         raise ConfigError(f"Unknown precision {config['precision']!r}; expected one of {PRECISIONS}.")
     for key in ("epochs", "batch_size", "workers"):

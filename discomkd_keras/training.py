@@ -89,8 +89,56 @@ def make_strategy(name):
     if name == "mirrored" and backend == "jax":
         keras.distribution.set_distribution(keras.distribution.DataParallel())
         return _NullScope()
+    if name == "multiworker" and backend == "jax":
+        start_jax_processes()
+        distribution = keras.distribution.DataParallel()  # every device of every process
+        distribution.auto_shard_dataset = False  # each process feeds its share (UnpairedBatches)
+        keras.distribution.set_distribution(distribution)
+        return _NullScope()
     raise ConfigError(f"--strategy {name} is not available on the {backend} backend "
-                     "(jax: auto or mirrored, the latter via keras.distribution.DataParallel).")
+                     "(jax: auto, mirrored or multiworker, via keras.distribution.DataParallel).")
+
+
+def start_jax_processes():
+    """jax.distributed.initialize from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+    JAX_PROCESS_ID (once per process, before any JAX computation); CPUs reach each
+    other through gloo."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    task = multiworker_task()
+    if task is None or "JAX_COORDINATOR_ADDRESS" not in os.environ:
+        raise ConfigError("--strategy multiworker on JAX needs JAX_COORDINATOR_ADDRESS (host:port "
+                          "of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID.")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+                               num_processes=task["workers"], process_id=task["index"])
+
+
+def _across_processes():
+    return keras.backend.backend() == "jax" and _jax_process_count() > 1
+
+
+def _jax_process_count():
+    import jax
+
+    return jax.process_count() if jax.distributed.is_initialized() else 1
+
+
+@contextlib.contextmanager
+def _this_process_only():
+    """No keras.distribution while models are made here: their variables stay on
+    this process's devices, so predict can read their outputs."""
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    saved = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(saved)
 
 
 def _mean_scalar_logs_over_workers():
@@ -240,10 +288,26 @@ class RunRecorder(keras.callbacks.Callback):
             self.model.stop_training = True
             self.stopped_at = (epoch + 1, 0)
 
+    def _holder(self, m):
+        """A twin of classifier m of its own class (clone_model loses subclasses), on this
+        process's devices alone."""
+        if m not in self._holders:
+            with _this_process_only():
+                self._holders[m] = keras.saving.deserialize_keras_object(
+                    keras.saving.serialize_keras_object(self.classifiers[m]))
+        return self._holders[m]
+
     def _validate(self, epoch, row):
         for m, classifier in self.classifiers.items():
             x, y = split_xy(self.data, m, "valid")
-            pred = predict_logits(classifier, x, self.config["batch_size"]).argmax(1)
+            if _across_processes():  # predict cannot fetch outputs spread over processes
+                self._holder(m).set_weights(classifier.get_weights())
+                classifier = self._holder(m)
+                with _this_process_only():
+                    logits = predict_logits(classifier, x, self.config["batch_size"])
+            else:
+                logits = predict_logits(classifier, x, self.config["batch_size"])
+            pred = logits.argmax(1)
             f1 = weighted_f1(y, pred, self.data.num_classes)
             row[f"val_{m}_acc"] = accuracy(y, pred)
             row[f"val_{m}_f1"] = f1
@@ -259,12 +323,9 @@ class RunRecorder(keras.callbacks.Callback):
         staged, state = [], json.loads(json.dumps(self.state))
         try:
             for m, (weights, info) in self._pending.items():
-                if m not in self._holders:  # a twin of its own class (clone_model loses subclasses)
-                    self._holders[m] = keras.saving.deserialize_keras_object(
-                        keras.saving.serialize_keras_object(self.classifiers[m]))
-                self._holders[m].set_weights(weights)
+                self._holder(m).set_weights(weights)
                 path = best_path(self.run_dir, m)
-                staged.append((stage_model(self._holders[m], path), path))
+                staged.append((stage_model(self._holder(m), path), path))
                 staged.append((stage_json(path.with_suffix(".json"), info), path.with_suffix(".json")))
                 state["best"][m] = info
             checkpoint = f"last-epoch{epochs_done:04d}" + (f"-step{step:05d}" if step else "") + ".keras"
@@ -322,6 +383,8 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
     """
     options = with_preset(options, spec["source"])
     merged_options(options)  # bad values fail before the data loads
+    if options.get("strategy") == "multiworker" and keras.backend.backend() == "jax":
+        start_jax_processes()  # before any JAX computation
     log(f"Loading {spec['source']} data ...")
     data = load_data(spec)
     if data.description:
@@ -347,6 +410,8 @@ def resume_run(run_dir, log=print, verbose=1):
     A multi-worker run's other workers read RUN_DIR (the chief's, on a shared disk
     or a copy) and continue from a private copy of it."""
     config, _ = read_run(run_dir)
+    if config["strategy"] == "multiworker" and keras.backend.backend() == "jax":
+        start_jax_processes()  # before any JAX computation
     worker = multiworker_task() if config["strategy"] == "multiworker" else None
     if worker and not worker["chief"]:
         with _worker_dir(worker, log) as scratch:
@@ -357,9 +422,19 @@ def resume_run(run_dir, log=print, verbose=1):
     return Path(run_dir), config, train_run(None, run_dir, resume=True, verbose=verbose, log=log)
 
 
-def multiworker_task(environ=os.environ):
-    """This process's task in TF_CONFIG: {"type", "index", "chief", "workers"}; None
-    without TF_CONFIG. The chief is task "chief", or worker 0 of a cluster without one."""
+def multiworker_task(environ=os.environ, backend=None):
+    """This process's task: {"type", "index", "chief", "workers"}; None outside a cluster.
+    TensorFlow: from TF_CONFIG; the chief is task "chief", or worker 0 of a cluster
+    without one. JAX: from JAX_PROCESS_ID and JAX_NUM_PROCESSES; the chief is process 0."""
+    if (backend or keras.backend.backend()) == "jax":
+        if "JAX_PROCESS_ID" not in environ:
+            return None
+        try:
+            index, count = int(environ["JAX_PROCESS_ID"]), int(environ["JAX_NUM_PROCESSES"])
+        except (KeyError, ValueError) as err:
+            raise ConfigError(f"JAX_PROCESS_ID and JAX_NUM_PROCESSES must be integers ({err!r}).") \
+                from None
+        return {"type": "process", "index": index, "chief": index == 0, "workers": count}
     raw = environ.get("TF_CONFIG")
     if not raw:
         return None
@@ -489,9 +564,16 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
     if getattr(strategy, "num_replicas_in_sync", 1) > 1:
         print(f"Training on {strategy.num_replicas_in_sync} replicas")
     paired = config.get("method") in PAIRED_METHODS
+    share = (0, 1)
+    if _across_processes():  # each process feeds its share of every global batch
+        import jax
+        share = (jax.process_index(), jax.process_count())
+        if config["batch_size"] % share[1]:
+            raise ConfigError(f"--batch-size {config['batch_size']} must be a multiple of the "
+                              f"{share[1]} processes that share each batch.")
     batches = (PairedBatches if paired else UnpairedBatches)(
         data, batch_size=config["batch_size"], augment=config["augment"], seed=config["seed"],
-        epoch=state["epoch"], workers=config["workers"])
+        epoch=state["epoch"], workers=config["workers"], share=share)
     # Rows of epochs after the last checkpoint (a crash between the two writes) are dropped.
     rows = [r for r in read_history(run_dir) if r["epoch"] <= state["epoch"]]
 
@@ -549,4 +631,5 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
             f" and {steps} of epoch {done + 1}'s {len(batches)} steps" if steps else "")
         raise RunInterrupted(f"Interrupted: {run_dir} is checkpointed after {where}. Continue "
                              f"with: discomkd-keras train --resume {run_dir}")
-    return score_best_classifiers(run_dir, data, config)
+    with _this_process_only():
+        return score_best_classifiers(run_dir, data, config)

@@ -1,7 +1,8 @@
-"""Two workers on one machine: `--strategy multiworker` over 127.0.0.1 (TF_CONFIG,
-free ports chosen at run time), the chief alone writing the run directory, the
-result of a one-process run of the same global batch and replicas, and a resume
-after one worker is killed."""
+"""Two workers on one machine: `--strategy multiworker` over 127.0.0.1 (TensorFlow:
+TF_CONFIG; JAX: jax.distributed through JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+JAX_PROCESS_ID; free ports chosen at run time), the chief alone writing the run
+directory, the result of a one-process run of the same global batch and replicas,
+and (TensorFlow) a resume after one worker is killed."""
 
 import json
 import os
@@ -14,9 +15,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from discomkd_keras.cli import main
 from discomkd_keras.config import ConfigError
 from discomkd_keras.run_directory import load_model_file, read_history
 from discomkd_keras.training import multiworker_task
@@ -110,7 +109,7 @@ def scratch(tmp, i):
 def test_the_chief_is_task_chief_or_else_worker_0():
     def task(cluster, kind, index):
         return multiworker_task({"TF_CONFIG": json.dumps(
-            {"cluster": cluster, "task": {"type": kind, "index": index}})})
+            {"cluster": cluster, "task": {"type": kind, "index": index}})}, "tensorflow")
 
     workers = {"worker": ["a:1", "b:1", "c:1"]}
     assert task(workers, "worker", 0) == {"type": "worker", "index": 0, "chief": True,
@@ -118,9 +117,14 @@ def test_the_chief_is_task_chief_or_else_worker_0():
     assert not task(workers, "worker", 2)["chief"]
     with_chief = {"chief": ["a:1"], "worker": ["b:1"]}
     assert task(with_chief, "chief", 0)["chief"] and not task(with_chief, "worker", 0)["chief"]
-    assert multiworker_task({}) is None
+    assert multiworker_task({}, "tensorflow") is None
     with pytest.raises(ConfigError, match="TF_CONFIG"):
-        multiworker_task({"TF_CONFIG": '{"cluster": {}}'})
+        multiworker_task({"TF_CONFIG": '{"cluster": {}}'}, "tensorflow")
+    # JAX: process 0 of JAX_NUM_PROCESSES is the chief.
+    jax_env = {"JAX_PROCESS_ID": "1", "JAX_NUM_PROCESSES": "3"}
+    assert multiworker_task(jax_env, "jax") == {"type": "process", "index": 1, "chief": False,
+                                                "workers": 3}
+    assert multiworker_task({}, "jax") is None
 
 
 @tensorflow_only
@@ -196,29 +200,64 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
     assert scratch(tmp_path, 0) == [] and scratch(tmp_path, 1) == left
 
 
-JAX_GAP = (
-    "JAX multi-process training is not supported by this package: the installed JAX runs "
-    "CPU collectives across processes (gloo, jax.distributed.initialize on 127.0.0.1) and "
-    "Keras 3.15's DataParallel fit trains on per-process batch shares, but Keras' predict "
-    "cannot fetch an output that spans other processes' devices (RuntimeError: Fetching value "
-    "for `jax.Array` that spans non-addressable devices), and every epoch's validation and the "
-    "test scores use predict")
-
-
-@pytest.mark.portable
-def test_jax_refuses_multiworker_in_one_line(tmp_path):
-    if keras.backend.backend() != "jax":
-        pytest.skip("the JAX backend's refusal")
-    data = write_released(tmp_path / "data")
-    result = CliRunner().invoke(main, ["train", "--data-dir", str(data), "--run-dir",
-                                       str(tmp_path / "run"), "--strategy", "multiworker"])
-    assert result.exit_code == 2, result.output
-    assert "Error: --strategy multiworker is TensorFlow's (TF_CONFIG)" in result.output
-    assert "More than one machine" in result.output
+def test_jax_multiworker_without_its_environment_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "discomkd_keras.cli", "train", "--data-dir",
+         str(write_released(tmp_path / "data")), "--run-dir", str(tmp_path / "run"),
+         "--strategy", "multiworker"], capture_output=True, text=True, timeout=LIMIT,
+        env={**env, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Error: --strategy multiworker on JAX needs JAX_COORDINATOR_ADDRESS" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.skip(reason=JAX_GAP)
-def test_two_jax_processes_train_like_one():
-    """Two processes through jax.distributed.initialize and keras.distribution.DataParallel:
-    see JAX_GAP; the README's 'More than one machine' says the same."""
+def test_two_jax_processes_train_like_one_and_only_process_0_writes(tmp_path):
+    pytest.importorskip("jax")
+    data = write_released(tmp_path / "data", n_per_class=100)
+    run, one = tmp_path / "run", tmp_path / "one"
+    args = ["--data-dir", data, *ARGS, "--epochs", 2]
+    port = free_ports(1)[0]
+    procs, logs = [], []
+    try:
+        for i in range(2):
+            (tmp_path / f"tmp{i}").mkdir()
+            logs.append(open(tmp_path / f"process{i}.log", "w+"))
+            env = {**os.environ, "KERAS_BACKEND": "jax", "TMPDIR": str(tmp_path / f"tmp{i}"),
+                   "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+                   "JAX_PROCESS_ID": str(i), "TF_CPP_MIN_LOG_LEVEL": "2"}
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "discomkd_keras.cli", "train", "--strategy",
+                 "multiworker", "--run-dir", str(run), *map(str, args)],
+                stdout=logs[-1], stderr=subprocess.STDOUT, env=env))
+        deadline = time.monotonic() + LIMIT
+        for p in procs:
+            p.wait(timeout=max(1, deadline - time.monotonic()))
+        out = ""
+        for log in logs:
+            log.seek(0)
+            out += log.read()[-3000:]
+        assert [p.returncode for p in procs] == [0, 0], out
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        for log in logs:
+            log.close()
+    assert "process 1 of 2: training with the chief" in out
+    assert "The chief saved the run; this worker kept no files." in out
+    assert (run / "results.json").exists() and (run / "best" / "rgb.keras").exists()
+    assert scratch(tmp_path, 0) == scratch(tmp_path, 1) == []
+
+    # One process, DataParallel over two CPU devices, the same global batch of 16.
+    proc = subprocess.run(
+        [sys.executable, "-m", "discomkd_keras.cli", "train", "--strategy", "mirrored",
+         "--run-dir", str(one), *map(str, args)], capture_output=True, text=True, timeout=LIMIT,
+        env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
+             "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for a, b in zip(read_history(run), read_history(one), strict=True):
+        for key in ("val_rgb_f1", "val_vec_f1"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), (key, a["epoch"])
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)

@@ -142,3 +142,17 @@ def test_no_augmentation_for_vectors_and_unknown_mode():
     assert (x["img"] == x["img"][:, :1, :1]).all()
     with pytest.raises(ValueError, match="Unknown augmentation 'blur'"):
         UnpairedBatches(unpaired(), augment={"img": "blur"})
+
+
+def test_processes_that_share_a_batch_get_its_halves():
+    data = unpaired()
+    whole = UnpairedBatches(data, batch_size=8, seed=1)
+    halves = [UnpairedBatches(data, batch_size=8, seed=1, share=(p, 2)) for p in (0, 1)]
+    for i in (0, 9):
+        x, y = whole[i]
+        parts = [h[i] for h in halves]
+        for m in x:
+            np.testing.assert_array_equal(np.concatenate([p[0][m] for p in parts]), x[m])
+            np.testing.assert_array_equal(np.concatenate([p[1][m] for p in parts]), y[m])
+    with pytest.raises(ValueError, match="multiple of the 3 processes"):
+        UnpairedBatches(data, batch_size=8, share=(0, 3))

@@ -81,7 +81,7 @@ class UnpairedBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, data, batch_size=128, split="train", augment=None, seed=0,
-                 epoch=0, **kwargs):
+                 epoch=0, share=(0, 1), **kwargs):
         super().__init__(**kwargs)
         self.modalities = data.modalities
         self.batch_size = int(batch_size)
@@ -97,6 +97,10 @@ class UnpairedBatches(keras.utils.PyDataset):
             if a not in AUGMENTATIONS:
                 raise ValueError(f"Unknown augmentation {a!r} for {m!r}; expected {AUGMENTATIONS}.")
         self.steps = math.ceil(max(len(v) for v in self.y.values()) / self.batch_size)
+        self.share = tuple(int(v) for v in share)  # (process, processes): rows of a batch fed here
+        if self.batch_size % self.share[1]:
+            raise ValueError(f"batch_size {batch_size} must be a multiple of the {self.share[1]} "
+                             "processes that share each batch.")
         self._orders, self._orders_lock = {}, threading.Lock()
         self.set_epoch(epoch)
 
@@ -146,8 +150,13 @@ class UnpairedBatches(keras.utils.PyDataset):
                 stream = self._augmentation_stream(i)
                 x = augment_images(x, np.random.default_rng([self.seed, epoch, step, stream, 1]),
                                    self.augment[m])
-            xs[m], ys[m] = np.ascontiguousarray(x), self.y[m][rows]
-        return xs, ys
+            xs[m], ys[m] = x, self.y[m][rows]
+        part, parts = self.share
+        if parts > 1:  # this process's rows of the global batch
+            n = self.batch_size // parts
+            xs = {m: v[part * n:(part + 1) * n] for m, v in xs.items()}
+            ys = {m: v[part * n:(part + 1) * n] for m, v in ys.items()}
+        return {m: np.ascontiguousarray(v) for m, v in xs.items()}, ys
 
     def _augmentation_stream(self, modality_index):
         return modality_index  # independent flips per modality
