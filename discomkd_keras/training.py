@@ -456,15 +456,18 @@ def _lost_worker(config, run_dir, recorder):
     try:
         yield
     except Exception as err:
-        kind = type(err).__name__
-        if config["strategy"] != "multiworker" or kind not in (
-                "UnavailableError", "AbortedError", "DeadlineExceededError", "CancelledError"):
+        kind, text = type(err).__name__, str(err)
+        lost = kind in ("UnavailableError", "AbortedError", "DeadlineExceededError",
+                        "CancelledError") or (  # TensorFlow; JAX's collectives across CPUs:
+            keras.backend.backend() == "jax" and ("Gloo" in text or "UNAVAILABLE" in text))
+        if config["strategy"] != "multiworker" or not lost:
             raise
-        cause = str(err).split("\n")[0].split("}} ")[-1][:300]
+        cause = text.split("\n")[0].split("}} ")[-1][:300]
         raise RunError(
             f"A worker of the cluster stopped or cannot be reached ({kind}: {cause}). The run is "
             f"checkpointed after epoch {recorder.state['epoch']}; once every worker is back, "
-            "continue it on each, with its TF_CONFIG: discomkd-keras train --resume "
+            "continue it on each, with its TF_CONFIG or JAX_* variables: "
+            "discomkd-keras train --resume "
             f"{run_dir if multiworker_task()['chief'] else 'RUN_DIR (the chief run directory)'}"
         ) from None
 
