@@ -99,10 +99,8 @@ def data_options(command):
     return command
 
 
-DATA_KEYS = ("source", "data_dir", "modalities", "split_seed", "image_sizes", "crop_to_aspect",
-             "depth_units", "clip_seconds", "skip_bad_files", "synthetic_size",
-             "synthetic_per_class", "synthetic_knobs", "fsdd_dir", "mnist_path", "av_split",
-             "test_speaker", "pairing", "image_energy", "audio_snr_db", "audio_noise")
+# The parameter names those options give a command (click keeps them on the function).
+DATA_KEYS = tuple(option.name for option in data_options(lambda: None).__click_params__)
 
 
 def pop_data_spec(options, seed=0):

@@ -316,21 +316,27 @@ BASELINE_WORDS = {"unimodal": "its unimodal twin",
                   "single": "the single-encoder baseline"}
 
 
+def verdict_word(difference):
+    """"helps" or "hurts" where the 95% interval of the paired per-seed difference excludes 0,
+    "no evidence" where it includes 0, "one seed" where there is no interval."""
+    if difference["n"] < 2:
+        return "one seed"
+    return "helps" if difference["low"] > 0 else "hurts" if difference["high"] < 0 else "no evidence"
+
+
 def verdict(modality, difference, baseline):
-    """One line in words: does DisCoM-KD help `modality` against `baseline`? Helps or hurts
-    only when the 95% interval of the paired per-seed difference excludes 0."""
+    """One line in words: does DisCoM-KD help `modality` against `baseline`?"""
     against = BASELINE_WORDS.get(baseline, baseline)
     span = f"{difference['mean']:+.1f}"
-    if difference["n"] < 2:
+    word = verdict_word(difference)
+    if word == "one seed":
         return (f"{modality}: one seed, so no interval and no verdict ({span} F1 points against "
                 f"{against}); run 3 or more seeds.")
     span += f" [{difference['low']:+.1f}, {difference['high']:+.1f}]"
-    if difference["low"] > 0:
-        return f"DisCoM-KD helps {modality}: {span} F1 points against {against}."
-    if difference["high"] < 0:
-        return f"DisCoM-KD hurts {modality}: {span} F1 points against {against}."
-    return (f"{modality}: no evidence either way (the interval includes 0): {span} F1 points "
-            f"against {against}.")
+    if word == "no evidence":
+        return (f"{modality}: no evidence either way (the interval includes 0): {span} F1 points "
+                f"against {against}.")
+    return f"DisCoM-KD {word} {modality}: {span} F1 points against {against}."
 
 
 def summarise(raw):
@@ -380,17 +386,7 @@ def summarise(raw):
             summary["verdicts"] = {m: verdict(m, summary["differences"][primary][m], primary)
                                    for m in modalities}
     if "unimodal" in methods and "discomkd" in methods:
-        per_seed = lambda label, m: {r["seed"]: 100 * r["results"][m]["test_weighted_f1"]  # noqa: E731
-                                     for r in runs[label]}
-        gains = {}
-        for base in BASELINES_OF_GAIN:
-            if base not in methods:
-                continue
-            gains[base] = {}
-            for m in modalities:
-                ours, theirs = per_seed("discomkd", m), per_seed(base, m)
-                seeds = sorted(set(ours) & set(theirs))
-                gains[base][m] = paired_difference([ours[k] for k in seeds], [theirs[k] for k in seeds])
+        gains = {b: summary["differences"][b] for b in BASELINES_OF_GAIN if b in methods}
         weak = min(modalities, key=lambda m: methods["unimodal"]["f1"][m][0])
         tol = 1e-9  # F1 differences carry float noise; the targets are whole points
         summary["gains"] = gains
@@ -474,18 +470,16 @@ def format_markdown(raw, summary, png_name):
         for m in modalities:
             for base, differences in summary["differences"].items():
                 g = differences[m]
-                word = ("one seed" if g["n"] < 2 else "helps" if g["low"] > 0 else
-                        "hurts" if g["high"] < 0 else "no evidence")
                 ci = f"[{g['low']:+.1f}, {g['high']:+.1f}]" if g["n"] > 1 else "(one seed)"
                 lines.append(f"| {m}{' (weaker)' if m == weak else ''} | {base} | "
                              f"{_fmt(methods[base]['f1'][m])} | {_fmt(methods['discomkd']['f1'][m])} "
-                             f"| {g['mean']:+.1f} ± {g['std']:.1f} | {ci} | {word} |")
+                             f"| {g['mean']:+.1f} ± {g['std']:.1f} | {ci} | {verdict_word(g)} |")
     if "gains" in summary and raw.get("targets", True):
-        verdict_word = "met" if summary["gain_target_met"] else "NOT met"
+        target_word = "met" if summary["gain_target_met"] else "NOT met"
         lines += ["", f"Target (the weaker modality +{TARGET_GAIN_WEAK:g} points or more against "
                   f"the twin and the single-encoder baseline, each interval above 0; the other "
                   f"modalities not worse than -{TARGET_LOSS_STRONG:g} against their twins): "
-                  f"**{verdict_word}**."]
+                  f"**{target_word}**."]
         ratio = summary["cost_ratio"]
         lines += [f"Training cost, DisCoM-KD / unimodal twins (time per epoch): {ratio:.2f}x "
                   f"(target <= {TARGET_COST_RATIO:g}x: **{'met' if ratio <= TARGET_COST_RATIO else 'NOT met'}**)."]
