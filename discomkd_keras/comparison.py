@@ -604,12 +604,22 @@ def compare(spec, options, encoder_items=(), methods=DEFAULT_METHODS, seeds=5, o
     shared training `options` (None: the data source's preset), write OUT/report.{md,json,png}
     and, with `export`, each modality's best classifier to OUT/export/<modality>/.
     Returns (raw record, report paths)."""
-    from discomkd_keras.config import merged_options, with_preset
+    from discomkd_keras.config import ConfigError, merged_options, with_preset
     from discomkd_keras.data import load_data
 
     if int(seeds) < 1:
-        raise ValueError(f"--seeds must be >= 1; got {seeds}.")
-    plan_runs(range(seeds), methods)  # unknown methods fail before the data loads
+        raise ConfigError(f"--seeds must be >= 1; got {seeds}.")
+    try:
+        plan_runs(range(seeds), methods)  # unknown methods fail before the data loads
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if export:  # fail now, not after hours of training (JAX, or no TensorFlow installed)
+        from discomkd_keras.export.tflite_export import ExportError, require_converter
+        try:
+            require_converter()
+        except ExportError as err:
+            raise ExportError(f"--export-best: {err} Or compare without it and export the "
+                              "chosen run later.") from None
     options = with_preset(options, spec["source"])
     merged_options(options)
     log(f"Loading {spec['source']} data ...")

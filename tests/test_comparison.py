@@ -263,3 +263,17 @@ def test_compare_on_the_built_in_set_runs_the_committed_comparison():
     assert options.pop("discomkd_variant") == {}
     assert seen["options"] == options
     assert set(seen["methods"]) <= {r["method"] for r in committed["runs"]}
+
+
+def test_compare_refuses_bad_options_before_any_work(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from discomkd_keras.cli import main
+    d = write_released(tmp_path / "data")
+    for args, message in (
+            (["--seeds", "0"], "Error: --seeds must be >= 1; got 0."),
+            (["--methods", "discomkd,fitnet"], "Error: Unknown methods ['fitnet']"),
+            (["--methods", "kd"], "need the teacher method in the same comparison")):
+        result = CliRunner().invoke(main, ["compare", "--data-dir", str(d), "--out",
+                                           str(tmp_path / "out"), *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
