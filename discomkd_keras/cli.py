@@ -298,7 +298,7 @@ COMPARE_HELP = f"""Does DisCoM-KD beat training each modality alone, on your dat
 def compare(methods, seeds, encoders, out_dir, runs_dir, export, quiet, **options):
     import shlex
 
-    from discomkd_keras.comparison import compare as run_compare
+    from discomkd_keras.comparison import compare as run_compare, summarise
 
     import logging
     import os
@@ -320,9 +320,9 @@ def compare(methods, seeds, encoders, out_dir, runs_dir, export, quiet, **option
                                  command, log=click.echo, verbose=verbose)
     except errors() as err:
         fail(str(err))
-    md = paths[1].read_text()
-    verdicts = md.split("## Verdict\n\n", 1)[1].split("\n\n", 1)[0] if "## Verdict" in md else ""
-    click.echo(f"\n{verdicts}\n\nReport: {paths[1]} (and {paths[0].name}, {paths[2].name})")
+    verdicts = summarise(raw).get("verdicts", {}).values()
+    click.echo("\n" + "".join(f"- {v}\n" for v in verdicts)
+               + f"\nReport: {paths[1]} (and {paths[0].name}, {paths[2].name})")
 
 
 main.add_command(export_command)

@@ -166,12 +166,13 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
         except RunError:  # a student whose teacher has not trained yet
             return False
 
-    todo = [run for run in plan if not done(*run)]
+    todo = [i for i, run in enumerate(plan) if not done(*run)]  # plan positions to train
     log(f"Plan: {len(methods)} method(s) x {len(list(seeds))} seed(s) = {len(plan)} runs "
         f"({', '.join(methods)}) in {work_dir}; {len(plan) - len(todo)} finished before, reused.")
     estimate = None
     if todo and probe:
-        first = next((run for run in todo if run[2].get("method") not in STUDENT_METHODS), None)
+        first = next((plan[i] for i in todo if plan[i][2].get("method") not in STUDENT_METHODS),
+                     None)
         if first is not None:
             config = config_of(*first)
             estimate, seconds = _probe_seconds(config, data)
@@ -181,20 +182,19 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
     started_all = time.perf_counter()
     trained_seconds, trained = 0.0, 0
     records = []
-    for i, (seed, label, change) in enumerate(plan, 1):
+    for i, (seed, label, change) in enumerate(plan):
         run_dir = work_dir / f"seed{seed}" / _slug(label)
-        config = config_of(seed, label, change)
-        elapsed = time.perf_counter() - started_all
-        left = sum(1 for run in todo if run[0] > seed or (run[0] == seed and
-                   METHOD_LABELS.index(run[1]) >= METHOD_LABELS.index(label)))
-        per_run = trained_seconds / trained if trained else estimate
-        remaining = f", remaining ~{_duration(per_run * left)}" if per_run and left else ""
         started = time.perf_counter()
-        if _finished(run_dir, config):
+        if i not in todo:
             results = json.loads((run_dir / "results.json").read_text())
             how = "reused"
         else:
-            log(f"[run {i}/{len(plan)}] seed {seed} {label}: elapsed {_duration(elapsed)}{remaining}")
+            left = sum(1 for j in todo if j >= i)
+            per_run = trained_seconds / trained if trained else estimate
+            remaining = f", remaining ~{_duration(per_run * left)}" if per_run else ""
+            log(f"[run {i + 1}/{len(plan)}] seed {seed} {label}: elapsed "
+                f"{_duration(started - started_all)}{remaining}")
+            config = config_of(seed, label, change)  # a student's teacher has trained by now
             prepare_run_dir(run_dir, overwrite=True)
             results = train_run(config, run_dir, data=data, verbose=verbose, log=log)
             trained_seconds += time.perf_counter() - started
@@ -203,7 +203,7 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
         record = run_record(run_dir, work_dir, label, seed, results)
         records.append(record)
         scores = ", ".join(f"{n} F1 {r['test_weighted_f1']:.3f}" for n, r in record["results"].items())
-        log(f"[{i}/{len(plan)}] seed {seed} {label}: {scores} "
+        log(f"[{i + 1}/{len(plan)}] seed {seed} {label}: {scores} "
             f"({record['seconds_per_epoch']:.1f} s/epoch; {how})")
     if int8_sizes:
         add_int8_sizes(records, work_dir, data)

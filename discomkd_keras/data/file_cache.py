@@ -55,8 +55,8 @@ class DecodedInputs:
         self.pre = pre  # the modality's preprocessing (scale_raw's recipe)
         self.files = files  # the N_all files' paths relative to the data folder, or None
         self.rows = np.arange(len(raw)) if rows is None else np.asarray(rows, np.int64)
-        sample = scale_raw(raw[:1], pre) if len(raw) else None
-        self.sample_shape = tuple(sample.shape[1:]) if sample is not None else ()
+        # The model input's shape, from scale_raw itself, without reading the cache.
+        self.sample_shape = scale_raw(np.zeros((1,) + raw.shape[1:], raw.dtype), pre).shape[1:]
         self.dtype = np.dtype(np.float32)
 
     @property
