@@ -139,8 +139,10 @@ def run_released(script, python, data_dir, seed, epochs, variant, run_dir, log):
     return result
 
 
-def run_project(data_dir, seed, epochs, arguments, run_dir, log):
-    command = ["discomkd-keras", "train", "--data-dir", str(data_dir), *PROJECT_BASE,
+def run_project(data_dir, seed, epochs, arguments, run_dir, log, backend=None):
+    # `env KERAS_BACKEND=...` is part of the command: the recorded line runs as it reads.
+    command = [*(["env", f"KERAS_BACKEND={backend}"] if backend else []),
+               "discomkd-keras", "train", "--data-dir", str(data_dir), *PROJECT_BASE,
                "--epochs", str(epochs), "--seed", str(seed), *arguments,
                "--run-dir", str(run_dir), "--overwrite", "--quiet"]
     log(f"  $ {shlex.join(command)}")
@@ -152,18 +154,25 @@ def run_project(data_dir, seed, epochs, arguments, run_dir, log):
     if proc.returncode != 0:
         raise RuntimeError(f"discomkd-keras train failed (see {run_dir / 'log.txt'}): "
                            f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+    return dict(read_project_run(run_dir), wall_seconds=wall, command=shlex.join(command))
+
+
+def read_project_run(run_dir):
+    """{f1, accuracy, best_epoch (per modality), epoch_seconds, rows_per_s, epochs, versions}
+    of a finished run directory of this project; rows/s over epochs 2.. (median)."""
     from discomkd_keras.run_directory import read_history
+
+    run_dir = Path(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
-    history = read_history(run_dir / "history.csv")
-    seconds = [row["seconds"] for row in history]
-    rows_per_epoch = config["split_sizes"][MODALITIES[0]]["train"]
-    return {"f1": {m: results[m]["test_weighted_f1"] for m in MODALITIES},
-            "accuracy": {m: results[m]["test_accuracy"] for m in MODALITIES},
-            "best_epoch": {m: results[m]["best_epoch"] for m in MODALITIES},
+    seconds = [row["seconds"] for row in read_history(run_dir / "history.csv")]
+    modalities = config["modalities"]
+    rows_per_epoch = config["split_sizes"][modalities[0]]["train"]
+    return {"f1": {m: results[m]["test_weighted_f1"] for m in modalities},
+            "accuracy": {m: results[m]["test_accuracy"] for m in modalities},
+            "best_epoch": {m: results[m]["best_epoch"] for m in modalities},
             "epoch_seconds": seconds, "rows_per_s": rows_per_epoch / median_after_first(seconds),
-            "wall_seconds": wall, "command": shlex.join(command),
-            "versions": config["versions"]}
+            "epochs": config["epochs"], "versions": config["versions"]}
 
 
 def mean_std(values):
