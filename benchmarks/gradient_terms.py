@@ -4,8 +4,9 @@
 
 Loads each run's last checkpoint (the full training model) and, on training
 batches drawn as in training, measures for each weighted loss term t (cl, adv,
-mod, aux, perp) the gradient with respect to the weights of one modality's
-deployed classifier (both encoders, the projection and its head): its norm,
+mod, aux, perp) the gradient with respect to the trainable weights of one
+modality's deployed classifier (its `ModalityClassifier`: both encoders, or the
+shared backbone, the projections it deploys and the head): its norm,
 the ratio of that norm to L_cl's, and the cosine between the two gradients
 (negative: the term pulls the branch against its own task). Means over the
 batches and runs (e.g. the seeds of one comparison) are printed as a Markdown
@@ -52,7 +53,7 @@ def main(run_dirs, modality, batches, out_file):
     """Per-term gradient norms and cosines against L_cl on deployed branches."""
     from discomkd_keras.data import load_data
     from discomkd_keras.data.unpaired_batches import UnpairedBatches
-    from discomkd_keras.run_directory import load_model_file, read_run, write_atomic
+    from discomkd_keras.run_directory import load_checkpoint, read_run, write_atomic
 
     found, epochs, datasets = {}, [], {}
     for run_dir in run_dirs:
@@ -60,7 +61,7 @@ def main(run_dirs, modality, batches, out_file):
         if config.get("method", "discomkd") != "discomkd" or not state.get("checkpoint"):
             click.echo(f"Error: {run_dir} is not a DisCoM-KD run with a checkpoint.", err=True)
             sys.exit(2)
-        model = load_model_file(run_dir / state["checkpoint"])
+        model = load_checkpoint(run_dir, config, state)
         epochs.append(state["epoch"])
         spec = json.dumps(config["data"], sort_keys=True)  # the seeds of a comparison share it
         if spec not in datasets:

@@ -15,7 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "DisCoMKD": "model", "FeatureSplit": "model", "check_model_arguments": "model",
+    "DisCoMKD": "model", "FeatureSplit": "feature_split", "check_model_arguments": "model",
+    "BranchClassifiers": "branch_classifiers", "ModalityBranch": "modality_branch",
+    "ModalityClassifier": "modality_classifier", "UnimodalClassifiers": "unimodal",
     "GradientReversal": "gradient_reversal", "GRLScheduler": "gradient_reversal",
     "dann_lambda": "gradient_reversal",
     "LOSS_TERMS": "losses", "loss_terms": "losses",
@@ -35,5 +37,7 @@ def __getattr__(name):
 def register_custom_objects():
     """Import the modules whose layers and models `.keras` files name (safe-mode loading
     finds only registered classes)."""
-    importlib.import_module("discomkd_keras.students")  # imports model, teacher, the GRL layer
+    # students imports model, teacher, the branches, the classifier and the GRL layer.
+    importlib.import_module("discomkd_keras.students")
     importlib.import_module("discomkd_keras.single_encoder")
+    importlib.import_module("discomkd_keras.unimodal")

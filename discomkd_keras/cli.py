@@ -15,8 +15,9 @@ from discomkd_keras.cli_support import (BugReportingGroup, errors, fail, image_s
 with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
     from discomkd_keras.comparison import DEFAULT_METHODS, METHOD_LABELS as COMPARE_METHODS
     from discomkd_keras.config import METHODS, PRECISIONS, STRATEGIES, describe_presets
+    from discomkd_keras.modality_branch import DISCOMKD_BRANCHES
     from discomkd_keras.data import SOURCES
-    from discomkd_keras.encoders import CONVENTIONS, ENCODER_FAMILIES
+    from discomkd_keras.encoders import APPLICATION_FAMILIES, CONVENTIONS, ENCODER_FAMILIES
     from discomkd_keras.export.commands import bench_export_command, export_command
     from discomkd_keras.losses import MODALITY_TARGETS, PERP_MODES
 
@@ -121,6 +122,27 @@ def pop_data_spec(options, seed=0):
                             "skip_bad_files": o["skip_bad_files"]})
 
 
+# The --encoder and --pretrained help of train and compare.
+ENCODER_HELP = (
+    "Encoder family for all image modalities, or MOD=FAMILY for one; repeatable: "
+    + ", ".join(f for f in ENCODER_FAMILIES if f not in APPLICATION_FAMILIES)
+    + ", or a keras.applications backbone (any channel count, images of at least 32x32 (files: "
+    "--image-size), random weights unless --pretrained): mobilenetv3small (minimalistic: ReLU, "
+    "no hard-swish), mobilenetv3small-hardswish, mobilenetv2[-0.75|-0.5|-0.35], efficientnetv2b0.")
+PRETRAINED_HELP = ("Start MOD's keras.applications encoders from ImageNet weights (3 channels; "
+                   "Keras downloads them once) or from PATH, a .weights.h5 of the backbone "
+                   "(discomkd_keras.encoders.build_backbone(family, shape).save_weights(PATH)); "
+                   "repeatable. Loaded when a run builds its model, never over a checkpoint's "
+                   "(--resume).")
+
+
+# What --branch says (train, compare).
+BRANCH_HELP = ("Each modality's branch, for discomkd, unimodal and the students: separate (the "
+               "paper's two encoders, E_inv and E_spec) or shared (one backbone per modality, "
+               "z_inv, z_inf and z_irr three projections of it: the deployed classifier holds one "
+               "backbone). Not for single or teacher, which have architectures of their own.")
+
+
 TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 
     With no arguments: the built-in synthetic RGB-D set (6 shapes, RGB + depth),
@@ -149,9 +171,12 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
               help="For kd, kd-mix, dkd and mlkd: a run trained with --method teacher on the same "
               "data.")
 @click.option("--encoder", "encoders", multiple=True, metavar="[MOD=]FAMILY",
-              help=f"Encoder family ({', '.join(ENCODER_FAMILIES)}) for all image modalities, or "
-              "MOD=FAMILY for one; repeatable. Vector modalities always default to mlp.")
+              help=f"{ENCODER_HELP} Vector modalities always default to mlp.")
+@click.option("--pretrained", "pretrained", multiple=True, metavar="MOD=imagenet|PATH",
+              help=PRETRAINED_HELP)
 @click.option("--feature-dim", type=int, default=None, help="D, even (z_* get D/2 each).")
+@click.option("--branch", type=click.Choice(DISCOMKD_BRANCHES), default="separate",
+              show_default=True, help=BRANCH_HELP)
 @click.option("--epochs", type=int, default=None, help="Epochs (one pass over the largest modality).")
 @click.option("--batch-size", type=int, default=None,
               help="Per modality (paper: 128; built-in presets: smaller, for more steps per epoch).")
@@ -214,6 +239,7 @@ def train(encoders, resume_dir, run_dir, overwrite, quiet, **options):
             spec = pop_data_spec(options, options["seed"])
             options.update(loss_weights=pairs(options["loss_weights"], "--loss-weight", float),
                            augment=pairs(options["augment"], "--augment"),
+                           pretrained=pairs(options["pretrained"], "--pretrained"),
                            teacher_run=str(options["teacher_run"]) if options["teacher_run"] else None)
             run_dir, config, results = start_run(spec, options, encoders, run_dir, overwrite,
                                                  log=click.echo, verbose=verbose)
@@ -239,7 +265,7 @@ def evaluate(run_dir, max_points):
 
     try:
         run_dir = run_dir or latest_run()
-        results = evaluate_run(run_dir, max_points=max_points)
+        results = evaluate_run(run_dir, max_points=max_points, log=click.echo)
     except errors() as err:
         fail(str(err))
     separation = results.pop("_modality_separation", None)
@@ -276,9 +302,12 @@ COMPARE_HELP = f"""Does DisCoM-KD beat training each modality alone, on your dat
               help="Comma-separated methods to compare (see above).")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0..N-1 per method.")
 @click.option("--encoder", "encoders", multiple=True, metavar="[MOD=]FAMILY",
-              help=f"Encoder family ({', '.join(ENCODER_FAMILIES)}) for all image modalities, or "
-              "MOD=FAMILY; repeatable. Default: the data source's preset.")
+              help=f"{ENCODER_HELP} Default: the data source's preset.")
+@click.option("--pretrained", "pretrained", multiple=True, metavar="MOD=imagenet|PATH",
+              help=PRETRAINED_HELP)
 @click.option("--feature-dim", type=int, default=None, help="D, even. Default: the preset's.")
+@click.option("--branch", type=click.Choice(DISCOMKD_BRANCHES), default="separate",
+              show_default=True, help=BRANCH_HELP + " Single and teacher runs keep theirs.")
 @click.option("--epochs", type=int, default=None, help="Epochs per run. Default: the preset's.")
 @click.option("--batch-size", type=int, default=None, help="Per modality. Default: the preset's.")
 @click.option("--lr", "learning_rate", type=float, default=None,
@@ -314,7 +343,8 @@ def compare(methods, seeds, encoders, out_dir, runs_dir, export, quiet, **option
     command = "discomkd-keras " + " ".join(shlex.quote(a) for a in words)
     try:
         spec = pop_data_spec(options, 0)
-        options.update(augment=pairs(options["augment"], "--augment"))
+        options.update(augment=pairs(options["augment"], "--augment"),
+                       pretrained=pairs(options["pretrained"], "--pretrained"))
         names = [m.strip() for m in methods.split(",") if m.strip()]
         raw, paths = run_compare(spec, options, encoders, names, seeds, out_dir, runs_dir, export,
                                  command, log=click.echo, verbose=verbose)

@@ -73,11 +73,14 @@ def _median_after_first(values):
 
 def _finished(run_dir, config):
     """A finished run of exactly this config (versions aside) is reused."""
+    from discomkd_keras.config import branch_of
+
     try:
         old = json.loads((run_dir / "config.json").read_text())
         json.loads((run_dir / "results.json").read_text())
     except (OSError, ValueError):
         return False
+    old["branch"] = branch_of(old)  # runs from before --branch: the paper's separate encoders
     ignore = ("versions",)
     return {k: v for k, v in old.items() if k not in ignore} == \
         {k: v for k, v in config.items() if k not in ignore}
@@ -86,8 +89,13 @@ def _finished(run_dir, config):
 def method_options(options, seed, change, discomkd_options=None):
     """One run's training options: the shared `options`, then (DisCoM-KD's runs only)
     the variant under test, then the method's own `change`. A dict value (loss weights)
-    is merged key by key, so an ablation's zero joins the shared and the variant's weights."""
+    is merged key by key, so an ablation's zero joins the shared and the variant's weights.
+    The methods with architectures of their own (single, teacher) take no --branch."""
+    from discomkd_keras.config import OWN_ARCHITECTURE_METHODS
+
     run_options = dict(options, seed=seed)
+    if change.get("method") in OWN_ARCHITECTURE_METHODS:
+        run_options.pop("branch", None)
     layers = ([discomkd_options or {}] if change.get("method") == "discomkd" else []) + [change]
     for layer in layers:
         for key, value in layer.items():
@@ -413,7 +421,8 @@ def format_markdown(raw, summary, png_name):
         f"{raw['machine'].get('backend')}). Written by `discomkd_keras/comparison.py` from "
         f"`{Path(png_name).stem}.json`; numbers are never edited by hand.",
         "",
-        f"**Settings:** encoders {o.get('encoders') or 'default'}, D = {o.get('feature_dim')}, "
+        f"**Settings:** encoders {o.get('encoders') or 'default'}, "
+        f"{o.get('branch') or 'separate'} branches, D = {o.get('feature_dim')}, "
         f"{o.get('epochs')} epochs, batch {o.get('batch_size')} per modality, Adam lr "
         f"{o.get('learning_rate')}, augmentation {o.get('augment') or DEFAULT_AUGMENTATION}, "
         f"GRL lambda {o.get('grl_schedule', 'constant')}, "
@@ -457,7 +466,7 @@ def format_markdown(raw, summary, png_name):
         "branches share nothing). samples / s counts every modality's samples. The students "
         "also need the teacher's training time. Deployed params / MACs: the exported classifier "
         "of each modality (batch 1; the single-encoder baseline has one encoder, DisCoM-KD's "
-        "branch two).",
+        "branch two, or one with shared branches).",
     ]
     if summary.get("differences"):
         weak = summary.get("weak")

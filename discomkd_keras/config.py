@@ -11,10 +11,13 @@ from pathlib import Path
 
 from discomkd_keras.data import DataError, SOURCES
 from discomkd_keras.losses import LOSS_TERMS, TASK_LOSS_ONLY
+from discomkd_keras.modality_branch import DISCOMKD_BRANCHES
 
 METHODS = ("discomkd", "unimodal", "single", "teacher", "kd", "kd-mix", "dkd", "mlkd")
 STUDENT_METHODS = ("kd", "kd-mix", "dkd", "mlkd")
 PAIRED_METHODS = ("teacher",) + STUDENT_METHODS
+# Methods with architectures of their own, which no --branch changes.
+OWN_ARCHITECTURE_METHODS = ("single", "teacher")
 STRATEGIES = ("auto", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -75,10 +78,14 @@ TRAIN_DEFAULTS = {
     "learning_rate": PAPER["learning_rate"],
     "feature_dim": PAPER["feature_dim"],
     "encoders": {},
+    # {modality: "imagenet" or the path of a backbone's .weights.h5}, loaded when the
+    # model is built (a fresh run), into a keras.applications family's backbones.
+    "pretrained": {},
     "loss_weights": {t: 1.0 for t in LOSS_TERMS},
     "perp_mode": "abs",
     "modality_targets": "labels",
     "conventions": "torch",
+    "branch": "separate",
     "grl_schedule": "constant",
     "grl_lambda": 1.0,
     "dkd_warmup_epochs": 20,  # DKD's paper; a fraction of an epoch is fine
@@ -196,7 +203,19 @@ def versions():
     return found
 
 
+def branch_of(config):
+    """The DisCoM-KD branch form of a run's config: "separate" or "shared", None for
+    the methods with architectures of their own; config.json files written before
+    the option existed mean "separate"."""
+    if config.get("method") in OWN_ARCHITECTURE_METHODS:
+        return None
+    return config.get("branch") or "separate"
+
+
 def _check_values(config):
+    if config["branch"] not in DISCOMKD_BRANCHES:
+        raise ConfigError(f"Unknown branch {config['branch']!r}; expected one of "
+                          f"{DISCOMKD_BRANCHES}.")
     if config["strategy"] not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {config['strategy']!r}; expected one of {STRATEGIES}.")
     if config["strategy"] == "multiworker":
@@ -243,7 +262,7 @@ def resolve_config(spec, data, options):
     from discomkd_keras.model import check_model_arguments
 
     config = merged_options(options)
-    for m in list(config["encoders"]) + list(config["augment"]):
+    for m in list(config["encoders"]) + list(config["augment"]) + list(config["pretrained"]):
         if m not in data.modalities:
             raise DataError(f"Unknown modality {m!r}; the data has: {', '.join(data.modalities)}.")
     for m, policy in config["augment"].items():
@@ -265,13 +284,32 @@ def resolve_config(spec, data, options):
         "versions": versions(),
     })
     try:  # the model constructor's own checks: a bad option, said as one
-        check_model_arguments(config["input_shapes"], len(config["class_names"]),
-                              config["encoders"] or None, config["feature_dim"],
-                              config["loss_weights"], config["perp_mode"],
-                              config["modality_targets"], config["conventions"])
+        _, _, families, _ = check_model_arguments(
+            config["input_shapes"], len(config["class_names"]), config["encoders"] or None,
+            config["feature_dim"], config["loss_weights"], config["perp_mode"],
+            config["modality_targets"], config["conventions"], config["branch"] or "separate")
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    _resolve_pretrained(config, families)
     return config
+
+
+def _resolve_pretrained(config, families):
+    """Check each pretrained source against its modality's encoder family and shape, and
+    load it once into a scratch encoder: a file that does not fit (or a download that
+    fails) stops the run here, before a run directory exists. A file's path made absolute."""
+    from discomkd_keras.encoders import build_encoder, check_pretrained, load_pretrained
+
+    for m, source in config["pretrained"].items():
+        if source != "imagenet":
+            source = str(Path(source).expanduser().resolve())
+        try:
+            check_pretrained(families[m], config["input_shapes"][m], source)
+            load_pretrained(build_encoder(families[m], config["input_shapes"][m],
+                                          config["feature_dim"], f"{m}_pretrained_check"), source)
+        except ValueError as err:
+            raise ConfigError(f"--pretrained {m}: {err}") from None
+        config["pretrained"][m] = source
 
 
 def _resolve_method(config, options, spec, data):
@@ -286,6 +324,11 @@ def _resolve_method(config, options, spec, data):
             raise ConfigError(f"--loss-weight applies to DisCoM-KD only; method {method!r} trains "
                              "with the task loss (and its distillation term).")
         config["loss_weights"] = dict(TASK_LOSS_ONLY)
+    if method in OWN_ARCHITECTURE_METHODS:
+        if config["branch"] != "separate":
+            raise ConfigError(f"--branch {config['branch']} applies to discomkd, unimodal and the "
+                              f"students; method {method!r} has an architecture of its own.")
+        config["branch"] = None  # recorded as not applying
     if method in PAIRED_METHODS and not data.paired:
         hint = " (AV-MNIST: --pairing paired)" if data.name.startswith("av-mnist") else ""
         raise DataError(f"Method {method!r} needs paired data, every sample in every modality; "

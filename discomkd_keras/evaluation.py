@@ -10,7 +10,7 @@ from discomkd_keras.data import load_data
 from discomkd_keras.metrics import accuracy, confusion_matrix, weighted_f1
 from discomkd_keras.plots import plot_confusion, plot_embeddings
 from discomkd_keras.run_directory import (EVALUATION_DIR, RESULTS, RunError, deployed_names,
-                                          load_best, load_model_file, read_run, write_json)
+                                          load_best, load_checkpoint, read_run, write_json)
 
 
 def split_xy(data, name, split):
@@ -21,8 +21,10 @@ def split_xy(data, name, split):
     return data.split(name, split)
 
 
-def predict_logits(classifier, x, batch_size, chunk_bytes=32 * 2**20):
-    """Logits for x (an array, a lazy file-backed one, or a dict of them), about
+def predict_scores(classifier, x, batch_size, chunk_bytes=32 * 2**20):
+    """Class scores for x: a ModalityClassifier's probabilities, the logits of a
+    teacher or of a best file from before ModalityClassifier (their argmax is the
+    prediction either way). x: an array, a lazy file-backed one, or a dict of them; about
     `chunk_bytes` of float32 input at a time so that memory does not grow with the
     split; each chunk is padded to whole batches so the compiled predict step sees
     one shape only (no retracing on the last, partial batch)."""
@@ -52,7 +54,7 @@ def score_best_classifiers(run_dir, data, config):
     for m in deployed_names(config):
         clf, best = load_best(run_dir, m)
         x, y = split_xy(data, m, "test")
-        pred = predict_logits(clf, x, config["batch_size"]).argmax(1)
+        pred = predict_scores(clf, x, config["batch_size"]).argmax(1)
         results[m] = {"test_accuracy": accuracy(y, pred),
                       "test_weighted_f1": weighted_f1(y, pred, data.num_classes),
                       "best_epoch": best["epoch"], "valid_weighted_f1": best["f1"],
@@ -63,12 +65,13 @@ def score_best_classifiers(run_dir, data, config):
     return results
 
 
-def evaluate_run(run_dir, max_points=400):
+def evaluate_run(run_dir, max_points=400, log=print):
     """Test metrics, confusion matrices and the 2-D embedding map of a run.
 
     Writes evaluation/{results.json, confusion_<m>.png, embeddings.png}.
     The embedding map uses the last checkpoint's full model (the best
-    classifiers hold no z_irr).
+    classifiers hold no z_irr); without one this version can load, `log` says
+    why there is no map.
     """
     run_dir = Path(run_dir)
     config, state = read_run(run_dir)
@@ -82,8 +85,13 @@ def evaluate_run(run_dir, max_points=400):
         plot_confusion(np.array(results[m]["confusion_matrix"]), data.class_names,
                        f"{m}: test confusion (best epoch {results[m]['best_epoch']})",
                        out / f"confusion_{m}.png")
-    model = load_model_file(run_dir / state["checkpoint"])
-    if hasattr(model, "embedder"):  # DisCoM-KD's z_inv / z_inf / z_irr (baselines have none)
+    try:
+        model = load_checkpoint(run_dir, config, state)
+    except RunError as err:
+        log(f"No embedding map: {err}")
+        model = None
+    # DisCoM-KD branches' z_inv / z_inf / z_irr (the single encoders and the teacher have none).
+    if getattr(model, "has_embeddings", False):
         embeddings = {}
         rng = np.random.default_rng(0)
         for m in data.modalities:

@@ -7,8 +7,10 @@ through this module:
     history.csv           every loss term and validation metric per epoch
     state.json            last checkpointed epoch, its checkpoint, best F1 per modality
     last-epochNNNN.keras  the full training model + optimizer, for --resume
-    best/<name>.keras     that modality's standalone classifier at its best
-                          validation weighted F1 (+ best/<name>.json)
+    best/<name>.keras     that modality's ModalityClassifier (x -> class probabilities)
+                          at its best validation weighted F1 (+ best/<name>.json); a
+                          teacher run's best/teacher.keras, and the best files of runs
+                          written before ModalityClassifier, give logits
     plots/*.png           loss terms and validation F1 over epochs
     results.json          test accuracy and weighted F1 per modality
     evaluation/           what `discomkd-keras evaluate` writes
@@ -187,6 +189,22 @@ def load_model_file(path):
                                        else "")
         raise RunError(f"Cannot load {path}: the file is damaged or unreadable, not a valid "
                        f".keras file ({detail}).") from None
+
+
+def load_checkpoint(run_dir, config, state):
+    """The training model of a run's last checkpoint (for --resume and the embedding map).
+
+    Runs written before the training models were made of per-modality branches
+    (their config.json has no "branch") hold checkpoints of another layout,
+    which this version cannot load; their best/ classifiers still load.
+    """
+    path = Path(run_dir) / state["checkpoint"]
+    # Not even tried: Keras would warn about every layer it cannot match before failing.
+    if "branch" not in config and config.get("method") != "teacher" and path.is_file():
+        raise RunError(f"{path} holds a training model of the layout before per-modality "
+                       "branches, which this version cannot load: the run cannot be resumed "
+                       "(retrain it); its best/ classifiers, results and exports still work.")
+    return load_model_file(path)
 
 
 def is_run(run_dir):

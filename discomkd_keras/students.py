@@ -1,11 +1,11 @@
 """Single-modality students distilled from a frozen multi-modal teacher (the
 classic paradigm DisCoM-KD's paper argues against; issue 6's baselines).
 
-Each student is exactly the network DisCoM-KD deploys for its modality (two
-encoders, the z_inv projection, the head on [z_inv, z_inf]), so the
-comparison is like for like: the students are a `DisCoMKD` whose DisCoM-KD
-terms are switched off (adv = mod = aux = perp = 0; its branches then share
-nothing) plus a distillation term towards the teacher's logits. The teacher
+Each student is exactly the network DisCoM-KD deploys for its modality (a
+DisCoM-KD `ModalityBranch`, "separate" or "shared"), so the comparison is like
+for like: the students are per-branch classifiers trained with the task loss
+L_cl plus a distillation term towards the teacher's logits; their branches
+share nothing and there are no DisCoM-KD heads. The teacher
 runs inside the training graph, frozen (BatchNorm in inference mode), on the
 very batch the students see, augmentation included: every row of a batch
 must hold all modalities of one sample (`PairedBatches`).
@@ -13,9 +13,10 @@ must hold all modalities of one sample (`PairedBatches`).
 
 import keras
 
+from discomkd_keras.branch_classifiers import (BranchClassifiers, architecture_config,
+                                               check_architecture, scale_for_replicas)
 from discomkd_keras.distillation_losses import dkd_loss, kd_loss, mlkd_loss
-from discomkd_keras.losses import TASK_LOSS_ONLY
-from discomkd_keras.model import DisCoMKD, _scale_for_replicas
+from discomkd_keras.model import check_discomkd_branch, shared_heads
 from discomkd_keras.schedules import VariableSchedule
 from discomkd_keras.teacher import MultimodalTeacher
 
@@ -24,8 +25,9 @@ DISTILLATION_METHODS = ("kd", "kd-mix", "dkd", "mlkd")
 # the task loss; "kd-mix" is the common 0.5 / 0.5 mixture.
 LOSS_MIX = {"kd": (1.0, 1.0), "kd-mix": (0.5, 0.5), "dkd": (1.0, 1.0), "mlkd": (1.0, 1.0)}
 DKD_WARMUP_EPOCHS = 20  # DKD's paper: the distillation weight ramps up linearly over 20 epochs
-# DisCoMKD arguments the students fix (their DisCoM-KD terms are off).
-STUDENT_FIXED = ("loss_weights", "perp_mode", "grl_lambda", "modality_targets")
+# DisCoMKD arguments that configs of students saved when they were a DisCoMKD with
+# its DisCoM-KD terms off still carry; they mean nothing to students.
+DISCOMKD_ONLY_KEYS = ("loss_weights", "perp_mode", "grl_lambda", "modality_targets")
 
 
 def distillation_loss(method, student_logits, teacher_logits, labels):
@@ -41,12 +43,13 @@ def distillation_loss(method, student_logits, teacher_logits, labels):
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
-class DistilledStudents(DisCoMKD):
+class DistilledStudents(BranchClassifiers):
     """One student per modality, all trained at once against one frozen teacher.
 
     Args:
-        input_shapes, num_classes, encoders, feature_dim: the students, as for
-            `DisCoMKD`.
+        input_shapes, num_classes, encoders, feature_dim, conventions: the
+            students, as for `DisCoMKD`.
+        branch: "separate" (default) or "shared": the students' DisCoM-KD branch.
         method: "kd", "dkd" or "mlkd".
         teacher_encoders, teacher_feature_dim, teacher_conventions: the teacher's architecture
             (`MultimodalTeacher`); its weights come from `load_teacher_weights`
@@ -61,21 +64,29 @@ class DistilledStudents(DisCoMKD):
     """
 
     def __init__(self, input_shapes, num_classes, method="kd", encoders=None, feature_dim=512,
-                 teacher_encoders=None, teacher_feature_dim=512, teacher_conventions="torch",
-                 distill_weight=1.0, **kwargs):
+                 branch="separate", conventions="torch", teacher_encoders=None,
+                 teacher_feature_dim=512, teacher_conventions="torch", distill_weight=1.0,
+                 **kwargs):
         if method not in DISTILLATION_METHODS:
             raise ValueError(f"Unknown distillation method {method!r}; "
                              f"expected one of {DISTILLATION_METHODS}.")
         if not float(distill_weight) >= 0.0:
             raise ValueError(f"distill_weight must be >= 0; got {distill_weight!r}.")
-        for key in STUDENT_FIXED:
-            kwargs.pop(key, None)  # fixed for students (a saved config may carry them)
+        check_discomkd_branch(branch)
+        for key in DISCOMKD_ONLY_KEYS:
+            kwargs.pop(key, None)
         teacher = MultimodalTeacher(input_shapes, num_classes, encoders=teacher_encoders,
                                     feature_dim=teacher_feature_dim,
                                     conventions=teacher_conventions, name="teacher")
         teacher.trainable = False  # also puts its BatchNorm layers in inference mode
-        super().__init__(input_shapes, num_classes, encoders=encoders, feature_dim=feature_dim,
-                         loss_weights=TASK_LOSS_ONLY,
+        shapes, num_classes, encoders = check_architecture(input_shapes, num_classes, encoders,
+                                                           feature_dim, conventions)
+        # DisCoM-KD's heads, made and dropped: students were a DisCoMKD with its terms
+        # off, and drawing the heads' seeds keeps a seeded run's initial students as they were.
+        shared_heads(num_classes, len(shapes), feature_dim, 1.0, conventions)
+        kwargs.setdefault("name", "students")
+        super().__init__(shapes, num_classes, encoders=encoders, feature_dim=feature_dim,
+                         branch=branch, conventions=conventions,
                          extra_outputs=lambda inputs: {"teacher": teacher(inputs)}, **kwargs)
         self.teacher = teacher
         self.method = method
@@ -100,15 +111,13 @@ class DistilledStudents(DisCoMKD):
                       for m in self.modalities) / len(self.modalities)
         self.distill_tracker.update_state(distill)
         weight = self.distill_weight * mix_weight * keras.ops.cast(self.warmup_weight, "float32")
-        return task_weight * loss + _scale_for_replicas(weight * distill)
+        return task_weight * loss + scale_for_replicas(weight * distill)
 
     def get_config(self):
         config = super().get_config()
-        for key in STUDENT_FIXED:
-            config.pop(key)
         config.update({
             "method": self.method,
-            "teacher_encoders": dict(self.teacher.encoders),
+            "teacher_encoders": architecture_config(self.teacher)["encoders"],
             "teacher_feature_dim": self.teacher.feature_dim,
             "teacher_conventions": self.teacher.conventions,
             "distill_weight": self.distill_weight,

@@ -10,7 +10,10 @@ single-modality device; its only use is to be distilled into students
 import keras
 from keras import layers
 
+from discomkd_keras.branch_classifiers import (architecture_config, check_architecture,
+                                               replica_loss, set_architecture)
 from discomkd_keras.encoders import Conventions, build_encoder
+from discomkd_keras.losses import cross_entropy
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
@@ -31,10 +34,8 @@ class MultimodalTeacher(keras.Model):
 
     def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
                  conventions="torch", **kwargs):
-        from discomkd_keras.model import check_model_arguments, set_architecture
-
-        shapes, num_classes, encoders, _ = check_model_arguments(
-            input_shapes, num_classes, encoders, feature_dim, conventions=conventions)
+        shapes, num_classes, encoders = check_architecture(input_shapes, num_classes, encoders,
+                                                           feature_dim, conventions)
         inputs = {m: keras.Input(shape=shapes[m], name=m) for m in shapes}
         embeddings = [build_encoder(encoders[m], shapes[m], feature_dim, f"{m}_teacher_encoder",
                                     conventions)(x)
@@ -51,22 +52,15 @@ class MultimodalTeacher(keras.Model):
         return y[self.modalities[0]] if isinstance(y, dict) else y
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        from discomkd_keras.losses import cross_entropy
-        from discomkd_keras.model import _scale_for_replicas
-
         if y is None:
             raise ValueError("The teacher needs labels: y = {modality: class labels}.")
-        loss = keras.ops.mean(cross_entropy(self._labels(y), y_pred))
-        for extra in self.losses:
-            loss = loss + keras.ops.cast(keras.ops.sum(extra), "float32")
-        return _scale_for_replicas(loss)
+        return replica_loss(self, keras.ops.mean(cross_entropy(self._labels(y), y_pred)))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.accuracy_tracker.update_state(self._labels(y), y_pred)
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
-        from discomkd_keras.model import architecture_config
         return architecture_config(self)
 
     @classmethod

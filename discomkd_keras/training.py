@@ -19,22 +19,25 @@ import keras
 import numpy as np
 
 from discomkd_keras.config import (PAIRED_METHODS, PRESETS, STUDENT_METHODS, ConfigError,
-                                   choose_encoders, merged_options, resolve_config, with_preset)
+                                   branch_of, choose_encoders, merged_options, resolve_config,
+                                   with_preset)
 from discomkd_keras.data import load_data
-from discomkd_keras.encoders import ADAM_EPSILON
-from discomkd_keras.evaluation import predict_logits, score_best_classifiers, split_xy
+from discomkd_keras.encoders import ADAM_EPSILON, apply_pretrained
+from discomkd_keras.evaluation import predict_scores, score_best_classifiers, split_xy
 from discomkd_keras.gradient_reversal import GRLScheduler
 from discomkd_keras.metrics import accuracy, weighted_f1
 from discomkd_keras.model import DisCoMKD
 from discomkd_keras.plots import plot_history
 from discomkd_keras.run_directory import (BEST_DIR, CONFIG, HISTORY, PLOTS_DIR, STATE,
                                           DiskFullError, RunError, best_path, default_run_dir,
-                                          fresh_state, load_model_file, lock_run_dir,
-                                          prepare_run_dir, read_history, read_run, rows_to_csv,
-                                          stage_json, stage_model, stage_text, write_json)
+                                          fresh_state, load_checkpoint, load_model_file,
+                                          lock_run_dir, prepare_run_dir, read_history, read_run,
+                                          rows_to_csv, stage_json, stage_model, stage_text,
+                                          write_json)
 from discomkd_keras.single_encoder import SingleEncoderClassifiers
 from discomkd_keras.students import DistillWarmup, DistilledStudents
 from discomkd_keras.teacher import MultimodalTeacher
+from discomkd_keras.unimodal import UnimodalClassifiers
 
 
 def build_model(config):
@@ -49,18 +52,23 @@ def build_model(config):
     if method == "single":
         return SingleEncoderClassifiers(shapes, k, encoders=encoders,
                                         feature_dim=config["feature_dim"], conventions=conventions)
+    branch = branch_of(config)
     if method in STUDENT_METHODS:
         teacher = config["teacher"]
         return DistilledStudents(shapes, k, method=method, encoders=encoders,
-                                 feature_dim=config["feature_dim"], conventions=conventions,
+                                 feature_dim=config["feature_dim"], branch=branch,
+                                 conventions=conventions,
                                  teacher_encoders=teacher["encoders"] or None,
                                  teacher_feature_dim=teacher["feature_dim"],
                                  teacher_conventions=teacher.get("conventions", "keras"))
+    if method == "unimodal":
+        return UnimodalClassifiers(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
+                                   branch=branch, conventions=conventions)
     return DisCoMKD(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
                     loss_weights=config["loss_weights"], perp_mode=config["perp_mode"],
                     grl_lambda=config["grl_lambda"],
                     modality_targets=config.get("modality_targets", "labels"),
-                    conventions=conventions)
+                    conventions=conventions, branch=branch)
 
 
 def make_optimizer(config):
@@ -223,7 +231,9 @@ class RunRecorder(keras.callbacks.Callback):
         self.config = config
         self.state = state
         self.rows = history_rows
-        self.classifiers = classifiers  # {modality or "teacher": model}
+        # {modality: its ModalityClassifier (probabilities), or "teacher": the teacher (logits)};
+        # validation takes the argmax of either.
+        self.classifiers = classifiers
         self.steps = steps
         self.samples_per_epoch = steps * config["batch_size"] * len(data.modalities)
         self.checkpoint_seconds = float(config.get("checkpoint_seconds", 0))
@@ -304,10 +314,10 @@ class RunRecorder(keras.callbacks.Callback):
                 self._holder(m).set_weights(classifier.get_weights())
                 classifier = self._holder(m)
                 with _this_process_only():
-                    logits = predict_logits(classifier, x, self.config["batch_size"])
+                    scores = predict_scores(classifier, x, self.config["batch_size"])
             else:
-                logits = predict_logits(classifier, x, self.config["batch_size"])
-            pred = logits.argmax(1)
+                scores = predict_scores(classifier, x, self.config["batch_size"])
+            pred = scores.argmax(1)
             f1 = weighted_f1(y, pred, self.data.num_classes)
             row[f"val_{m}_acc"] = accuracy(y, pred)
             row[f"val_{m}_f1"] = f1
@@ -537,9 +547,12 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print):
     """
     run_dir = Path(run_dir)
     lock = lock_run_dir(run_dir)
+    policy = keras.mixed_precision.global_policy().name
     try:
         return _train_locked(config, run_dir, data, resume, verbose, log)
     finally:
+        # The run's precision is its own: the caller's models (a test, a notebook) keep theirs.
+        keras.mixed_precision.set_global_policy(policy)
         if lock:
             lock.close()
 
@@ -582,9 +595,13 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
 
     with strategy.scope():
         if state["checkpoint"]:
-            model = load_model_file(run_dir / state["checkpoint"])
+            model = load_checkpoint(run_dir, config, state)
         else:
             model = build_model(config)
+            try:  # pretrained backbones start a new model, never replace a checkpoint's weights
+                apply_pretrained(model, config.get("pretrained"))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
             if isinstance(model, DistilledStudents):
                 model.load_teacher_weights(
                     load_model_file(best_path(config["teacher_run"], "teacher")))

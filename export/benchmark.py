@@ -56,7 +56,8 @@ def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=
     """Rows of {quantization, size, ratio, F1, agreement, latencies, params, MACs}.
 
     A quantization named "<q>-per-tensor" (int8 or dynamic) is exported with
-    one weight scale per tensor instead of per channel."""
+    one weight scale per tensor instead of per channel; "int8" is the full-integer
+    model, "int8-float-input" int8 with its input layers in float."""
     from discomkd_keras.data import load_data
     from discomkd_keras.export.tflite_export import read_run
 
@@ -69,8 +70,10 @@ def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=
     with tempfile.TemporaryDirectory() as tmp:
         for q in quantizations:
             base, per_tensor = q.removesuffix("-per-tensor"), q.endswith("-per-tensor")
+            base, float_input = base.removesuffix("-float-input"), base.endswith("-float-input")
             card = export_modality(run_dir, modality, quantization=base, out_dir=f"{tmp}/{q}",
                                    data=data, threshold=0.0, per_tensor=per_tensor,
+                                   float_input_layers=float_input,
                                    log=lambda *_: None)
             path = f"{tmp}/{q}/{modality}/{modality}.tflite"
             v = card["verification"]

@@ -30,6 +30,9 @@ from discomkd_keras.export.tflite_export import IO_TYPES, QUANTIZATIONS
 @click.option("--per-tensor", is_flag=True,
               help="int8/dynamic: one weight scale per convolution kernel instead of per output "
               "channel: smaller file (no 12-byte-per-channel parameters), usually a little less accurate.")
+@click.option("--integer-only", "float_input_layers", flag_value=False, default=None,
+              help="int8: fail rather than keep the input layers in float when the full-integer "
+              "model disagrees with Keras on the validation split (for integer-only accelerators).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
 @click.option("--check", "check_dir", type=click.Path(path_type=Path), default=None,
               help="Re-run the verification of an existing export folder against RUN_DIR "
@@ -70,7 +73,8 @@ def export_command(run_dir, modality, check_dir, out_dir, **options):
 @click.option("--modality", default="all", show_default=True, help="Modality, or 'all'.")
 @click.option("--quantize", "quantizations", default="float32,float16,dynamic,int8,int8-per-tensor",
               show_default=True, help="Comma-separated quantizations to compare; '-per-tensor' "
-              "after int8 or dynamic means one weight scale per tensor (export --per-tensor).")
+              "after int8 or dynamic means one weight scale per tensor (export --per-tensor); "
+              "int8 is full-integer, 'int8-float-input' int8 with its input layers in float.")
 @click.option("--runs", type=int, default=200, show_default=True,
               help="Timed batch-1 invocations per model and thread count.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,

@@ -1,9 +1,12 @@
 """Export one modality's best classifier from a run directory as a standalone
 TFLite model, verified against its Keras twin before anything is written.
 
-Path: Keras classifier + softmax -> SavedModel (keras.export.ExportArchive)
+Path: Keras classifier (x -> class probabilities) -> SavedModel (keras.export.ExportArchive)
 -> tf.lite.TFLiteConverter, with `supported_ops` always set explicitly
 (builtins only: the device runtime has no Flex/Select-TF ops).
+
+int8 is full-integer unless that model disagrees with Keras on the validation
+split: then its input layers stay float (float_input_layers.py says why).
 
 Writes OUT/<modality>/{<modality>.tflite, labels.txt, model_card.json}
 through a temporary folder renamed into place.
@@ -21,6 +24,7 @@ import numpy as np
 
 from discomkd_keras import run_directory
 from discomkd_keras.edge_demo import model_card, runtime
+from discomkd_keras.export.float_input_layers import input_layer_ops, kept_float
 from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, verify
 
 QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
@@ -47,14 +51,42 @@ def load_best_classifier(run_dir, modality):
         raise ExportError(str(err)) from None
 
 
+def _all_layers(model):
+    """Every layer of `model`, those of its nested models included."""
+    import keras
+
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
 def as_float32(model):
     """The same model with every layer computing in float32.
 
     A classifier trained under mixed precision computes in float16, which the
     TFLite builtins do not take; its variables are float32 already, so the
-    float32 twin is its config with the dtype policies replaced, plus its weights.
+    float32 twin is the same model built with float32 layers, plus its weights.
+    A ModalityClassifier's config names no dtype policy (it takes the one in force):
+    it is rebuilt under the float32 policy. A plain model (the best file of a run
+    from before ModalityClassifier) is rebuilt from its config with the dtype
+    policies replaced.
     """
     import keras
+
+    from discomkd_keras.modality_classifier import ModalityClassifier
+
+    if isinstance(model, ModalityClassifier):
+        if all(layer.compute_dtype == "float32" for layer in _all_layers(model)):
+            return model
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("float32")
+        try:
+            twin = ModalityClassifier.from_config(model.get_config())
+        finally:
+            keras.config.set_dtype_policy(previous)
+        twin.set_weights(model.get_weights())
+        return twin
 
     def to_float32(node):
         if isinstance(node, dict):
@@ -74,10 +106,16 @@ def as_float32(model):
 
 
 def probability_model(classifier, modality):
-    """The classifier (in float32) with a softmax on top: a device gets class probabilities."""
+    """What a device runs, in float32: x -> class probabilities. A ModalityClassifier
+    gives them already; the best file of a run from before it holds a plain model
+    giving logits, which gets its softmax here (the legacy path)."""
     import keras
 
+    from discomkd_keras.modality_classifier import ModalityClassifier
+
     classifier = as_float32(classifier)
+    if isinstance(classifier, ModalityClassifier):
+        return classifier
     x = keras.Input(classifier.input_shape[1:], name=modality)
     return keras.Model(x, keras.layers.Softmax(name="probabilities")(classifier(x, training=False)))
 
@@ -97,7 +135,8 @@ def _unsupported_ops(message):
     return sorted(set(found))
 
 
-def convert(model, quantization, representative=None, io_type="float32", per_tensor=False):
+def convert(model, quantization, representative=None, io_type="float32", per_tensor=False,
+            float_nodes=()):
     """Keras model (batch-1 float input) -> TFLite flatbuffer bytes.
 
     per_tensor: one int8 scale per weight tensor instead of one per output
@@ -106,6 +145,9 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
     Per-channel parameters are stored as a float32 scale plus an int64 zero
     point per channel: 12 bytes a channel, about 14 % of an int8
     dscnn branch (9,648 channels). Per-tensor drops them at some accuracy.
+
+    float_nodes: int8 only: the output tensor names of ops to keep in float
+    (`float_input_layers.input_layer_ops`); the converter adds the (de)quantize ops.
     """
     import keras
     import tensorflow as tf
@@ -119,6 +161,8 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
     if io_type != "float32" and quantization != "int8":
         raise ExportError(f"--io {io_type} needs --quantize int8 (integer I/O exists only for "
                           "full-integer models).")
+    if float_nodes and quantization != "int8":
+        raise ExportError(f"Layers kept in float apply to int8 quantization, not {quantization}.")
     spec = keras.InputSpec(shape=(1,) + tuple(model.input_shape[1:]), dtype="float32")
     with tempfile.TemporaryDirectory() as saved_model_dir:
         archive = keras.export.ExportArchive()
@@ -146,6 +190,8 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
                 raise ExportError("Full-integer quantization needs a representative data set, "
                                   "and it is empty.")
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if float_nodes:  # the layers kept in float run as float builtins
+                converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
             converter.representative_dataset = lambda: ([r[None].astype(np.float32)]
                                                         for r in representative)
             converter.inference_input_type = getattr(tf, io_type)
@@ -153,7 +199,8 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
         try:
             # The converter's C++ progress lines ("fully_quantize: 0, ...") go straight to
             # stderr; its failures come back as the exception below, with their message.
-            with runtime.quiet_native_stderr():
+            with runtime.quiet_native_stderr(), \
+                    kept_float(float_nodes) if float_nodes else contextlib.nullcontext():
                 return converter.convert()
         except Exception as err:  # the converter raises many types; the message is what matters
             text = str(err)
@@ -161,6 +208,12 @@ def convert(model, quantization, representative=None, io_type="float32", per_ten
             detail = f"ops not supported as TFLite builtins: {', '.join(ops)}" if ops \
                 else text.strip().splitlines()[-1] if text.strip() else type(err).__name__
             raise ExportError(f"TFLite conversion ({quantization}) failed: {detail}") from None
+
+
+def _agreement(flatbuffer, model, x):
+    """Argmax agreement of a TFLite model with its Keras twin on the rows `x`."""
+    keras_pred = keras_probabilities(model, x).argmax(1)
+    return float(np.mean(runtime.Classifier(flatbuffer).predict(x).argmax(1) == keras_pred))
 
 
 def _check_writable(directory):
@@ -221,8 +274,14 @@ def _remove_stale_temporaries(out_dir, modality):
 
 def _export_modality(run_dir, modality, quantization="int8", out_dir=None, io_type="float32",
                     representative_size=300, threshold=None, overwrite=False, data=None, seed=0,
-                    per_tensor=False, log=print):
-    """Convert, verify and write one modality; return its model card (a dict)."""
+                    per_tensor=False, float_input_layers=None, log=print):
+    """Convert, verify and write one modality; return its model card (a dict).
+
+    float_input_layers (int8): None (the default) keeps the model full-integer unless
+    it agrees with the Keras classifier on less than `threshold` of the validation
+    split, and then converts it again with its input layers in float
+    (`float_input_layers.py`); True always keeps them in float; False never
+    (`export --integer-only`)."""
     from discomkd_keras.data import load_data
 
     run_dir = Path(run_dir)
@@ -261,15 +320,35 @@ def _export_modality(run_dir, modality, quantization="int8", out_dir=None, io_ty
     flatbuffer = convert(model, quantization, representative, io_type, per_tensor)
     log(f"[{modality}] converted ({quantization}, {io_type} I/O) in "
         f"{time.perf_counter() - started:.1f}s: {len(flatbuffer) / 1024:.1f} KiB")
+    float_ops = []
+    if quantization == "int8" and float_input_layers is not False:
+        keep = float_input_layers
+        if keep is None:  # chosen on the validation split: the test split only verifies
+            x_valid, _ = data.split(modality, "valid")
+            rows = x_valid if len(x_valid) else representative
+            agreement = _agreement(flatbuffer, model, rows)
+            keep = agreement < threshold
+            if keep:
+                log(f"[{modality}] full-integer int8 agrees with Keras on {agreement:.4f} of the "
+                    f"{'validation split' if len(x_valid) else 'representative rows'} "
+                    f"(< {threshold}): its input layers stay float")
+        if keep:
+            float_ops = input_layer_ops(flatbuffer)
+            flatbuffer = convert(model, quantization, representative, io_type, per_tensor,
+                                 float_nodes=[name for _, name in float_ops])
+            log(f"[{modality}] converted (int8, {len(float_ops)} input-layer ops in float): "
+                f"{len(flatbuffer) / 1024:.1f} KiB")
     ops = runtime.op_names(flatbuffer)
 
     x_test, y_test = data.split(modality, "test")
     keras_probs = keras_probabilities(model, x_test)
     report = verify(flatbuffer, x_test, y_test, keras_probs, data.num_classes, threshold)
     if not report["passed"]:
+        how = (f"{quantization}, its input layers in float" if float_ops
+               else f"{quantization}, full-integer" if quantization == "int8" else quantization)
         raise ExportError(f"[{modality}] verification failed: argmax agreement "
                           f"{report['agreement']:.4f} < threshold {threshold} "
-                          f"({quantization}); nothing was written.")
+                          f"({how}); nothing was written.")
 
     tflite = runtime.Classifier(flatbuffer)
     source = {"run": run_dir.resolve().name, "checkpoint": f"{run_directory.BEST_DIR}/{modality}.keras",
@@ -288,6 +367,9 @@ def _export_modality(run_dir, modality, quantization="int8", out_dir=None, io_ty
             file_size_bytes=len(flatbuffer), parameters=int(classifier.count_params()), ops=ops,
             representative_samples=int(len(representative)) if quantization == "int8" else 0,
             verification=report)
+        if quantization == "int8":
+            card["integer_only"] = not float_ops
+            card["float_ops"] = [{"op": op, "output": name} for op, name in float_ops]
         card_text = model_card.card_json(card)
     except model_card.ModelCardError as err:
         raise ExportError(f"[{modality}] {err}") from None

@@ -26,6 +26,20 @@ def write_released(directory, n_per_class=20, classes=3, image=(3, 12, 12), vect
     return directory
 
 
+def train_run(root, *options, **data):
+    """A run trained by `discomkd-keras train` on `write_released(root / "data", **data)`:
+    root / "run". `options`: the command's options after --data-dir and --run-dir."""
+    from click.testing import CliRunner
+
+    from discomkd_keras.cli import main
+
+    data_dir, run_dir = write_released(root / "data", **data), root / "run"
+    result = CliRunner().invoke(main, ["train", "--data-dir", str(data_dir), "--run-dir",
+                                       str(run_dir), "--quiet", *map(str, options)])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
 def card_fields(**changes):
     """model_card.build_card arguments of a valid card: a small 8-bit RGB image model."""
     base = dict(

@@ -135,6 +135,26 @@ def test_a_variant_reaches_discomkd_and_its_ablations_only():
     assert options == {"epochs": 6, "loss_weights": {"cl": 1.0}}  # shared options untouched
 
 
+def test_branch_reaches_the_methods_with_discomkd_branches_only(tmp_path):
+    from discomkd_keras.comparison import _finished
+
+    change = dict(METHOD_RUNS)
+    options = {"epochs": 6, "branch": "shared"}
+    for label in ("discomkd", "unimodal", "kd"):
+        assert method_options(options, 0, change[label])["branch"] == "shared"
+    for label in ("single", "teacher"):
+        assert "branch" not in method_options(options, 0, change[label])
+    # A finished run from before --branch is the same run as its separate-branch config.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    for method, branch in (("discomkd", "separate"), ("single", None)):
+        config = {"method": method, "epochs": 6, "versions": {}}
+        (run / "config.json").write_text(json.dumps(config))
+        assert _finished(run, dict(config, branch=branch))
+        assert not _finished(run, dict(config, branch="shared"))
+
+
 # --------------------------------------------------------------------------- discomkd-keras compare
 
 
@@ -241,7 +261,7 @@ def test_compare_on_the_built_in_set_runs_the_committed_comparison():
 
     from click.testing import CliRunner
     from discomkd_keras import cli, comparison
-    from discomkd_keras.config import ConfigError
+    from discomkd_keras.config import TRAIN_DEFAULTS, ConfigError
 
     committed = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" /
                             "synthetic-rgbd.json").read_text())
@@ -261,7 +281,10 @@ def test_compare_on_the_built_in_set_runs_the_committed_comparison():
     assert seen["spec"] == committed["data"] and list(range(seen["seeds"])) == committed["seeds"]
     options = dict(committed["options"])
     assert options.pop("discomkd_variant") == {}
-    assert seen["options"] == options
+    # Options added since that comparison ran hold their defaults, the settings its runs had.
+    newer = {k: v for k, v in seen["options"].items() if k not in options}
+    assert newer == {k: TRAIN_DEFAULTS[k] for k in newer}
+    assert seen["options"] == dict(options, **newer)
     assert set(seen["methods"]) <= {r["method"] for r in committed["runs"]}
 
 

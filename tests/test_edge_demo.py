@@ -7,8 +7,8 @@ alone into a "device" folder, as on a Raspberry Pi; tiny runs are trained here,
 exported (int8 and float32), their test samples written as the files a device
 would have (.npy, 8-bit PNG, 16-bit depth PNG, WAV), and the copied
 `classify.py --json` run in that environment as a subprocess. Its top-1
-classes must equal the Keras classifier's (RUN/best/<m>.keras + softmax) on
-the same samples.
+classes must equal the Keras classifier's (RUN/best/<m>.keras, class
+probabilities) on the same samples.
 """
 
 import json
@@ -105,7 +105,7 @@ def one_error_line(done):
 
 def keras_probs(run_dir, modality, x):
     clf = keras.saving.load_model(Path(run_dir) / "best" / f"{modality}.keras", safe_mode=True)
-    return np.asarray(keras.ops.softmax(clf.predict(x, verbose=0)), np.float32)
+    return np.asarray(clf.predict(x, verbose=0), np.float32)  # a ModalityClassifier
 
 
 def assert_same_top1(demo, names, keras_p, labels, tflite_p):
@@ -540,3 +540,33 @@ def test_trained_from_files_classifies_raw_files_of_another_size(demo_python, tm
         assert assert_same_top1(demo, names, keras_p, labels, ref).all()
         truth = np.repeat([labels.index(n) for n in ("near", "mid", "far")], 3)
         assert (keras_p.argmax(1) == truth).mean() >= 2 / 3  # it learned
+
+
+def test_mobilenet_branches_shared_export_int8_with_no_flag_and_run_on_the_demo(demo_python,
+                                                                                  tmp_path):
+    """Issue 17's done-when, small: `train --encoder rgb=mobilenetv3small --encoder
+    depth=mobilenetv2 --branch shared`, then `export` with no flag writes int8 for both
+    modalities (verified against Keras), and the TF-free demo classifies raw files with it."""
+    run, out = tmp_path / "run", tmp_path / "export"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DISCOMKD_CACHE", str(tmp_path / "cache"))
+        config = train(["--data", "synthetic-rgbd", "--synthetic-size", 32,
+                        "--synthetic-per-class", 20, "--run-dir", run, "--epochs", 3,
+                        "--encoder", "rgb=mobilenetv3small", "--encoder", "depth=mobilenetv2",
+                        "--branch", "shared", "--feature-dim", 16, "--batch-size", 16])
+        assert config["branch"] == "shared"
+        result = CliRunner().invoke(main, ["export", str(run), "--modality", "all", "--out",
+                                           str(out)])
+        assert result.exit_code == 0, result.output
+        data = load_data(config["data"])
+    pre_cfg = data.preprocessing
+    for modality in ("rgb", "depth"):
+        card, labels = model_card.read_export(out / modality)
+        assert card["quantization"] == "int8", card
+        assert card["verification"]["agreement"] >= 0.98
+        x, _ = data.split(modality, "test")
+        raw = np.round(x / np.float32(pre_cfg[modality]["scale"]))
+        images = raw.astype(np.uint8) if modality == "rgb" else raw[..., 0].astype(np.uint16)
+        files = [save_png(tmp_path / f"{modality}_{i}.png", im) for i, im in enumerate(images[:6])]
+        demo, _ = demo_top(demo_python, out / modality, files)
+        assert_same_as_runner(demo, [str(p) for p in files], out / modality, x[:6])

@@ -34,7 +34,7 @@ def run(tmp_path_factory):
 
 def keras_probs(run_dir, modality, x):
     clf = keras.saving.load_model(run_dir / "best" / f"{modality}.keras", safe_mode=True)
-    return np.asarray(keras.ops.softmax(clf.predict(x, verbose=0)))
+    return np.asarray(clf.predict(x, verbose=0))  # a ModalityClassifier: probabilities
 
 
 def test_float32_matches_keras_and_card_is_consistent(run, tmp_path):
@@ -254,16 +254,37 @@ def test_mixed_precision_classifier_exports_as_float32(tmp_path):
     try:
         model = DisCoMKD({"a": (12, 12, 1), "b": (4,)}, 3, encoders={"a": "lenet"}, feature_dim=8)
         clf = model.classifier("a")
+        # The training process keeps its policy: a classifier loaded there computes in float16.
         clf.save(tmp_path / "a.keras")
+        loaded = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    loaded = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
-    assert loaded.get_layer("a_classifier").compute_dtype == "float16"
+    assert {layer.compute_dtype for layer in loaded.layers} == {"float16", "float32"}
+    assert loaded.layers[-1].compute_dtype == "float32"  # the softmax
     twin = as_float32(loaded)
     assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
     x = np.random.default_rng(0).normal(size=(4, 12, 12, 1)).astype("float32")
-    np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(loaded(x), dtype="float32"),
-                               rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(loaded(x)), rtol=2e-2, atol=2e-2)
     probs = probability_model(loaded, "a")
+    assert {layer.compute_dtype for layer in probs.layers} == {"float32"}
     tflite = Classifier(convert(probs, "float32")).predict(x)
     np.testing.assert_allclose(tflite, np.asarray(probs(x)), atol=1e-5)
+    # A process in float32 (export's) loads the file in float32 from the start.
+    in_float32 = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
+    assert {layer.compute_dtype for layer in in_float32.layers} == {"float32"}
+    assert as_float32(in_float32) is in_float32
+
+
+def test_legacy_best_file_of_logits_gets_its_softmax_in_export(tmp_path):
+    """Runs from before ModalityClassifier kept plain models giving logits."""
+    from discomkd_keras.export.tflite_export import probability_model
+
+    x_in = keras.Input((4,), name="a")
+    legacy = keras.Model(x_in, keras.layers.Dense(3, name="a_classifier")(x_in), name="a_classifier")
+    legacy.save(tmp_path / "a.keras")
+    loaded = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    probs = np.asarray(probability_model(loaded, "a")(x))
+    logits = np.asarray(loaded(x), dtype=np.float64)
+    expected = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from discomkd_keras.cli import main
 from discomkd_keras.export import export_modality
-from helpers import write_released
+from helpers import train_run
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="TFLite conversion needs the TensorFlow backend")
@@ -19,14 +19,8 @@ pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export-faults")
-    data_dir = write_released(root / "data")
-    run_dir = root / "run"
-    result = CliRunner().invoke(main, [
-        "train", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--epochs", "1",
-        "--encoder", "rgb=lenet", "--feature-dim", "8", "--batch-size", "16", "--quiet"])
-    assert result.exit_code == 0, result.output
-    return run_dir
+    return train_run(tmp_path_factory.mktemp("export-faults"), "--epochs", 1, "--encoder",
+                     "rgb=lenet", "--feature-dim", 8, "--batch-size", 16)
 
 
 # Export float32 in a child that stops (and says so) while its files are being

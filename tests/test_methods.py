@@ -18,6 +18,7 @@ from discomkd_keras.encoders import build_encoder
 from discomkd_keras.single_encoder import SingleEncoderClassifiers
 from discomkd_keras.students import DistillWarmup, DistilledStudents
 from discomkd_keras.teacher import MultimodalTeacher
+from discomkd_keras.unimodal import UnimodalClassifiers
 from helpers import write_released
 
 pytestmark = pytest.mark.portable
@@ -88,44 +89,74 @@ def test_single_encoder_baseline_is_one_encoder_and_a_linear_head():
           for m in SHAPES]
     assert loss == pytest.approx(np.mean(np.concatenate(ce)), rel=1e-5)
     np.testing.assert_allclose(ops.convert_to_numpy(clf(x["img"])),
-                               ops.convert_to_numpy(out["img"]["logits"]), rtol=1e-5, atol=1e-6)
+                               ops.convert_to_numpy(ops.softmax(out["img"]["logits"])),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_teacher_stays_frozen_while_students_learn():
     model = students("dkd")
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     teacher_before = [w.copy() for w in model.teacher.get_weights()]  # BN statistics included
-    head_before = ops.convert_to_numpy(model.get_layer("img_classifier").kernel).copy()
+    student = model.classifier("img").trainable_weights
+    student_before = [ops.convert_to_numpy(w).copy() for w in student]
     x, y = batch()
     for _ in range(3):
         logs = model.train_on_batch(x, y, return_dict=True)
     assert "distill" in logs and logs["distill"] > 0
     for a, b in zip(teacher_before, model.teacher.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert not np.allclose(head_before, ops.convert_to_numpy(model.get_layer("img_classifier").kernel))
+    assert not all(np.allclose(b, ops.convert_to_numpy(w)) for b, w in zip(student_before, student))
     assert not {id(w) for w in model.trainable_weights} & {id(w) for w in model.teacher.weights}
 
 
-def test_unimodal_twins_share_nothing():
-    """With adv/mod/aux/perp off, a modality's branch learns the same whatever
-    the other modality's batches hold, and the shared heads stay untouched."""
+@pytest.mark.parametrize("branch", ["separate", "shared"])
+def test_unimodal_twins_share_nothing(branch):
+    """A modality's branch learns the same whatever the other modality's batches hold."""
     finals = []
     for other_seed in (1, 2):
         keras.utils.set_random_seed(7)
-        model = DisCoMKD(SHAPES, 3, loss_weights=TASK_LOSS_ONLY, **ARCH)
+        model = UnimodalClassifiers(SHAPES, 3, branch=branch, **ARCH)
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        heads = {n: [w.copy() for w in model.get_layer(n).get_weights()]
-                 for n in ("aux_classifier", "adv_discriminator", "inf_discriminator")}
         x, y = batch(seed=0)
         x["img"] = np.random.default_rng(other_seed).normal(size=x["img"].shape).astype("float32")
         for _ in range(3):
             model.train_on_batch(x, y)
-        for n, weights in heads.items():
-            for a, b in zip(weights, model.get_layer(n).get_weights()):
-                np.testing.assert_array_equal(a, b)
         finals.append(model.classifier("vec").get_weights())
     for a, b in zip(*finals):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("branch", ["separate", "shared"])
+def test_unimodal_twins_are_discomkds_branches_without_its_heads(branch):
+    twins = UnimodalClassifiers(SHAPES, 3, branch=branch, **ARCH)
+    discomkd = DisCoMKD(SHAPES, 3, branch=branch, **ARCH)
+    # Nothing but the inputs and the branches: no discriminator, GRL or auxiliary head.
+    assert [type(layer).__name__ for layer in twins.layers] == \
+        ["InputLayer"] * 2 + ["ModalityBranch"] * 2
+    assert len(twins.weights) == sum(len(b.weights) for b in twins.branches.values())
+    heads = {"aux_classifier", "adv_discriminator", "inf_discriminator", "irr_discriminator",
+             "gradient_reversal"}
+    assert heads <= {layer.name for layer in discomkd.layers}
+    for m in SHAPES:
+        assert twins.classifier(m).count_params() == discomkd.classifier(m).count_params()
+    x, y = batch()
+    out = twins(x, training=False)
+    loss = float(ops.convert_to_numpy(twins.compute_loss(x, y, out, training=False)))
+    ce = [-log_softmax(ops.convert_to_numpy(out[m]["logits"]).astype(np.float64))[np.arange(6), y[m]]
+          for m in SHAPES]
+    assert loss == pytest.approx(np.mean(np.concatenate(ce)), rel=1e-5)  # L_cl alone
+
+
+@pytest.mark.parametrize("branch", ["separate", "shared"])
+def test_twin_of_a_seed_starts_from_discomkds_branches_of_that_seed(branch):
+    """The paired comparison differs in the loss alone: same seed, same initial branches."""
+    keras.utils.set_random_seed(11)
+    discomkd = DisCoMKD(SHAPES, 3, branch=branch, **ARCH)
+    keras.utils.set_random_seed(11)
+    twins = UnimodalClassifiers(SHAPES, 3, branch=branch, **ARCH)
+    for m in SHAPES:
+        for a, b in zip(discomkd.branches[m].get_weights(), twins.branches[m].get_weights()):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_teacher_and_students_round_trip_in_safe_mode(tmp_path):
@@ -211,6 +242,7 @@ def test_every_method_trains_through_the_cli(tmp_path):
         config = json.loads((run / "config.json").read_text())
         assert config["method"] == method
         assert config["loss_weights"] == TASK_LOSS_ONLY
+        assert config["branch"] == (None if method == "single" else "separate")
         results = json.loads((run / "results.json").read_text())
         assert set(results) == {"rgb", "vec"}
         # The deployed student is exactly DisCoM-KD's branch (the single-encoder
@@ -247,6 +279,8 @@ def test_every_method_trains_through_the_cli(tmp_path):
     (["--method", "kd", "--teacher", "{missing}"], "is not a run directory"),
     (["--method", "unimodal", "--loss-weight", "adv=0"], "applies to DisCoM-KD only"),
     (["--method", "unimodal", "--teacher", "{d}"], "--teacher is for the kd, kd-mix, dkd, mlkd methods"),
+    (["--method", "single", "--branch", "shared"], "method 'single' has an architecture of its own"),
+    (["--method", "teacher", "--branch", "shared"], "method 'teacher' has an architecture of its own"),
 ])
 def test_bad_method_input(tmp_path, args, message):
     d = write_released(tmp_path / "data")
@@ -283,3 +317,23 @@ def test_teacher_needs_paired_data(tmp_path):
     data.splits["depth"] = {"train": np.arange(12), "valid": np.arange(12, 18), "test": np.arange(18, 24)}
     with pytest.raises(DataError, match="needs paired data"):
         resolve_config({"source": "x"}, data, {"method": "teacher"})
+
+
+def test_shared_branch_through_the_cli(tmp_path):
+    d = write_released(tmp_path / "data")
+    counts = {}
+    for method in ("discomkd", "unimodal"):
+        run = tmp_path / method
+        result = run_cli("train", "--data-dir", d, "--method", method, "--branch", "shared",
+                         "--run-dir", run, *TINY[:-1], "1")
+        assert result.exit_code == 0, (method, result.output)
+        assert json.loads((run / "config.json").read_text())["branch"] == "shared"
+        counts[method] = json.loads((run / "results.json").read_text())["rgb"]["parameters"]
+        best = keras.saving.load_model(run / "best" / "rgb.keras", safe_mode=True)
+        assert [e.name for e in best.layers if isinstance(e, keras.Model)] == ["rgb_encoder"]
+    shared = DisCoMKD({"rgb": (12, 12, 3), "vec": (5,)}, 3, branch="shared",
+                      **dict(ARCH, encoders={"rgb": "lenet"}))
+    assert counts["discomkd"] == counts["unimodal"] == shared.classifier("rgb").count_params()
+    result = run_cli("evaluate", tmp_path / "discomkd")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "discomkd" / "evaluation" / "embeddings.png").exists()

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from discomkd_keras.modality_classifier import ModalityClassifier
 from discomkd_keras.model import OUTPUT_KEYS, DisCoMKD
 
 pytestmark = pytest.mark.portable
@@ -35,11 +36,13 @@ def test_shapes_for_each_encoder_family_m2(family):
 
 def test_resnet18_at_default_width_has_the_papers_size():
     model = DisCoMKD({"a": (32, 32, 3), "b": (32, 32, 1)}, 10)
-    encoder = model.get_layer("a_inv_encoder")
-    assert encoder.count_params() == pytest.approx(11.17e6, rel=0.01)  # ResNet-18 minus its fc
-    assert tuple(encoder.output.shape) == (None, 512)
+    inv_encoder, spec_encoder = model.branches["a"].encoders
+    assert (inv_encoder.name, spec_encoder.name) == ("a_inv_encoder", "a_spec_encoder")
+    assert inv_encoder.count_params() == pytest.approx(11.17e6, rel=0.01)  # ResNet-18 minus its fc
+    assert tuple(inv_encoder.output.shape) == (None, 512)
     # The first convolution follows the modality's channel count.
-    assert tuple(model.get_layer("b_inv_encoder").get_layer("b_inv_encoder_stem_conv").kernel.shape) == (7, 7, 1, 64)
+    b_inv = model.branches["b"].encoders[0]
+    assert tuple(b_inv.get_layer("b_inv_encoder_stem_conv").kernel.shape) == (7, 7, 1, 64)
 
 
 def test_three_modalities_heads_are_three_way():
@@ -62,22 +65,22 @@ def test_classifier_matches_training_path_and_has_no_adversary():
     shapes, model = small_model()
     x = batch(shapes, 5)
     out = model(x, training=False)
+    heads = {id(w) for w in model.weights} - {id(w) for b in model.branches.values() for w in b.weights}
+    assert heads  # the shared heads' weights: the classifiers hold none of them
     for m in shapes:
         clf = model.classifier(m)
-        np.testing.assert_allclose(ops.convert_to_numpy(clf(x[m], training=False)),
-                                   ops.convert_to_numpy(out[m]["logits"]), rtol=1e-5, atol=1e-6)
-        probs = model.classifier(m, probabilities=True)
-        p = ops.convert_to_numpy(probs(x[m], training=False))
-        np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
-        np.testing.assert_allclose(p, ops.convert_to_numpy(ops.softmax(out[m]["logits"])), rtol=1e-5)
-        names = {layer.name for layer in clf.layers}
-        assert not names & {"gradient_reversal", "adv_discriminator", "inf_discriminator",
-                            "irr_discriminator", "aux_classifier"}
-        # Same layer objects (shared weights), not copies.
-        assert clf.get_layer(f"{m}_classifier") is model.get_layer(f"{m}_classifier")
-        # Only this modality's branch: its parameters are those of two encoders, projection, head.
-        other = [o for o in shapes if o != m][0]
-        assert f"{other}_inv_encoder" not in names
+        assert isinstance(clf, ModalityClassifier) and clf.modality == m
+        p = ops.convert_to_numpy(clf(x[m], training=False))
+        np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(p, ops.convert_to_numpy(ops.softmax(out[m]["logits"])),
+                                   rtol=1e-5, atol=1e-6)
+        # Its weights are the branch's own variables (shared, not copies), none of a head's,
+        # and all of the separate form's branch: both encoders, the projection, the head.
+        ids = {id(w) for w in clf.weights}
+        assert ids == {id(w) for w in model.branches[m].weights}
+        assert not ids & heads
+        assert [e.name for e in clf.layers if isinstance(e, keras.Model)] == \
+            [f"{m}_inv_encoder", f"{m}_spec_encoder"]
 
 
 def test_keras_file_round_trip_in_safe_mode(tmp_path):
@@ -94,15 +97,16 @@ def test_keras_file_round_trip_in_safe_mode(tmp_path):
         for key in OUTPUT_KEYS:
             np.testing.assert_array_equal(ops.convert_to_numpy(a[m][key]), ops.convert_to_numpy(b[m][key]))
 
-    clf = model.classifier("img", probabilities=True)
+    clf = model.classifier("img")
     clf.save(tmp_path / "img.keras")
     clf2 = keras.saving.load_model(tmp_path / "img.keras", safe_mode=True)
+    assert isinstance(clf2, ModalityClassifier) and clf2.get_config() == clf.get_config()
     np.testing.assert_array_equal(ops.convert_to_numpy(clf2(x["img"], training=False)),
                                   ops.convert_to_numpy(clf(x["img"], training=False)))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(encoders={"a": "vgg"}), "Unknown encoder 'vgg'.*resnet18, lenet, lenet-wide, dscnn, mlp"),
+    (dict(encoders={"a": "vgg"}), "Unknown encoder 'vgg'.*resnet18, lenet, lenet-wide, dscnn, .*mlp"),
     (dict(encoders={"a": "lenet"}), "lenet' needs images of at least 12x12"),
     (dict(modality_targets="soft"), "Unknown modality targets 'soft'"),
     (dict(conventions="jax"), "Unknown conventions 'jax'"),
@@ -117,6 +121,7 @@ def test_keras_file_round_trip_in_safe_mode(tmp_path):
     (dict(loss_weights={"kl": 1.0}), "Unknown loss term 'kl'"),
     (dict(loss_weights={"adv": -1.0}), ">= 0"),
     (dict(perp_mode="l2"), "perp mode"),
+    (dict(branch="single"), "Unknown branch 'single'.*'separate', 'shared'"),
     (dict(loss_weights=dict.fromkeys(("cl", "adv", "mod", "aux", "perp"), 0)), "Every loss weight is 0"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):

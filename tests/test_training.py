@@ -202,3 +202,24 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         assert r["loss"] == pytest.approx(terms, rel=1e-4)
     assert rows[-1]["cl"] < rows[0]["cl"]
     assert Path(run / "results.json").exists()
+
+
+def test_a_run_trains_in_its_own_precision_and_gives_the_callers_back(tmp_path):
+    """--mixed-precision is the run's: the process's policy (a notebook's, the next test's)
+    is the same after train_run as before it."""
+    from discomkd_keras.config import resolve_config
+    from discomkd_keras.data import load_data
+    from discomkd_keras.run_directory import prepare_run_dir
+    from discomkd_keras.training import train_run
+
+    spec = {"source": "released", "directory": str(write_released(tmp_path / "data")),
+            "split_seed": None, "modalities": None}
+    data = load_data(spec)
+    config = resolve_config(spec, data, {"encoders": {"rgb": "dscnn", "vec": "mlp"},
+                                         "feature_dim": 8, "batch_size": 8, "epochs": 1,
+                                         "precision": "mixed_bfloat16"})
+    before = keras.mixed_precision.global_policy().name
+    run_dir = prepare_run_dir(tmp_path / "run")
+    train_run(config, run_dir, data=data, verbose=0, log=lambda *_: None)
+    assert json.loads((run_dir / "config.json").read_text())["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == before == "float32"

@@ -23,12 +23,13 @@ import java.nio.channels.FileChannel
 class ImageClassifierHelper(
     context: Context,
     assetDir: String = "model",
-    threads: Int = 4,
+    threads: Int = 4
 ) : Closeable {
 
     data class Category(val label: String, val index: Int, val probability: Float)
 
-    data class Result(val categories: List<Category>, val inferenceMs: Double, val resized: Boolean)
+    /** `note`: what was done to fit the image to the model (as classify.py's note), or null. */
+    data class Result(val categories: List<Category>, val inferenceMs: Double, val note: String?)
 
     val card: ModelCard
     val labels: List<String>
@@ -47,13 +48,13 @@ class ImageClassifierHelper(
         }
         card = ModelCard.parse(cardText)
         input = card.imageInput()
-        labels = try {
-            assets.open("$assetDir/labels.txt").bufferedReader().use { reader ->
-                reader.readLines().map { it.trim() }.filter { it.isNotEmpty() }
-            }
+        // As model_card.read_export: the card's labels file, or its class names without one.
+        val labelsText = try {
+            assets.open("$assetDir/${card.labelsFile}").bufferedReader().use { it.readText() }
         } catch (e: IOException) {
-            card.classNames
+            null
         }
+        labels = card.labels(labelsText, "assets/$assetDir/${card.labelsFile}")
         val model = try {
             mapAsset(context, "$assetDir/${card.modelFile}")
         } catch (e: IOException) {
@@ -87,7 +88,7 @@ class ImageClassifierHelper(
         val argb = IntArray(w * h)
         argbBitmap.getPixels(argb, 0, w, 0, 0, w, h)
         val pixels = InferenceContract.argbPixels(argb, w, input.channels)
-        val (x, resized) = InferenceContract.toModelInput(pixels, h, w, input)
+        val (x, note) = InferenceContract.toModelInput(pixels, h, w, input)
 
         val started = SystemClock.elapsedRealtimeNanos()
         val inTensor = interpreter.getInputTensor(0)
@@ -128,7 +129,7 @@ class ImageClassifierHelper(
         val categories = InferenceContract.topK(probabilities, topK).map {
             Category(labels[it], it, probabilities[it])
         }
-        return Result(categories, ms, resized)
+        return Result(categories, ms, note)
     }
 
     override fun close() = interpreter.close()

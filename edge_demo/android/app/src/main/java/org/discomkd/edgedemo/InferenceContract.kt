@@ -12,29 +12,51 @@ import kotlin.math.min
  *
  *  1. 8-bit pixels; a 1-channel model gets ITU-R 601 luma
  *     (19595 R + 38470 G + 7471 B + 32768) >> 16, as Pillow's convert("L").
- *  2. If the size differs from the model's: centre-crop to the model's aspect ratio,
- *     then a separable triangle ("bilinear") filter, half-pixel centres, widened by the
- *     scale factor when shrinking; rows first, then columns; rounded half up, clamped.
- *  3. x = float32(raw) * float32(scale) + float32(offset), clipped if the card says so.
+ *  2. If the size differs from the model's (image_ops.fit): centre-crop to the model's
+ *     aspect ratio unless the card's `preprocessing.resize.crop_to_aspect` is false, then
+ *     resize as `preprocessing.resize.interpolation` says: a separable triangle ("bilinear")
+ *     filter, half-pixel centres, widened by the scale factor when shrinking, rows first,
+ *     then columns, rounded half up and clamped; or nearest neighbour.
+ *  3. x = float32(raw) * float32(scale[c]) + float32(offset[c]) (one scale and offset per
+ *     channel), clipped if the card says so.
  *  4. int8/uint8 inputs: q = rint(x / scale) + zero_point, clamped; outputs
  *     dequantized as (q - zero_point) * scale.
  *  5. Top-k: classes by descending probability, ties by lower index.
+ *
+ * Written for Kotlin 1.3 and later (no trailing commas, no `fun interface`), so that
+ * Debian's kotlinc compiles it for the JVM test (edge_demo/android/README.md).
  */
 object InferenceContract {
 
     /** What the card says about the input of an 8-bit image model. */
-    data class ImageInput(
+    class ImageInput(
         val height: Int,
         val width: Int,
         val channels: Int,
-        val scale: Float,
-        val offset: Float,
+        /** float32 scale and offset, one per channel. */
+        val scale: FloatArray,
+        val offset: FloatArray,
         val clip: FloatArray?,
-    )
+        /** `preprocessing.resize`: nearest neighbour instead of bilinear. */
+        val nearest: Boolean = false,
+        /** `preprocessing.resize`: centre-crop to the model's aspect ratio before resizing. */
+        val cropToAspect: Boolean = true
+    ) {
+        init {
+            require(scale.size == channels && offset.size == channels) {
+                "scale and offset need one value per channel ($channels)"
+            }
+        }
+    }
 
     /** Read access to decoded 8-bit pixels: value 0..255 at row y, column x, channel c. */
-    fun interface Pixels {
+    interface Pixels {
         fun at(y: Int, x: Int, c: Int): Int
+    }
+
+    /** [Pixels] from a function of (y, x, c). */
+    fun pixels(f: (Int, Int, Int) -> Int): Pixels = object : Pixels {
+        override fun at(y: Int, x: Int, c: Int): Int = f(y, x, c)
     }
 
     fun luma(r: Int, g: Int, b: Int): Int = (19595 * r + 38470 * g + 7471 * b + 32768) ushr 16
@@ -42,9 +64,9 @@ object InferenceContract {
     /** Android's packed ARGB pixels as RGB (3 channels) or luma (1 channel). */
     fun argbPixels(argb: IntArray, width: Int, channels: Int): Pixels =
         if (channels == 3) {
-            Pixels { y, x, c -> (argb[y * width + x] shr (16 - 8 * c)) and 0xFF }
+            pixels { y, x, c -> (argb[y * width + x] shr (16 - 8 * c)) and 0xFF }
         } else {
-            Pixels { y, x, _ ->
+            pixels { y, x, _ ->
                 val p = argb[y * width + x]
                 luma((p shr 16) and 0xFF, (p shr 8) and 0xFF, p and 0xFF)
             }
@@ -108,22 +130,59 @@ object InferenceContract {
         return out
     }
 
-    /** The float32 model input (HWC, flattened) of an image `height` x `width`.
-     *  Returns the input and whether it had to be resized. */
-    fun toModelInput(src: Pixels, height: Int, width: Int, spec: ImageInput): Pair<FloatArray, Boolean> {
+    /** Source index of each of `nOut` outputs: floor((i + 0.5) * nIn / nOut), as
+     *  image_ops.resize_nearest. */
+    private fun nearestIndex(nIn: Int, nOut: Int): IntArray =
+        IntArray(nOut) { i -> min(((i + 0.5) * nIn / nOut).toInt(), nIn - 1) }
+
+    /** Nearest-neighbour resize of the window `box` of `src` to outH x outW (HWC). */
+    fun resizeNearest(src: Pixels, box: Box, channels: Int, outH: Int, outW: Int): IntArray {
+        val rows = nearestIndex(box.height, outH)
+        val cols = nearestIndex(box.width, outW)
+        return IntArray(outH * outW * channels) { i ->
+            val c = i % channels
+            val p = i / channels
+            src.at(box.top + rows[p / outW], box.left + cols[p % outW], c)
+        }
+    }
+
+    /** The raw 8-bit sample at the model's size (HWC, flattened) and image_ops.fit's note
+     *  saying what was done to an image `height` x `width` (null: nothing, same size). */
+    class Raw(val values: IntArray, val note: String?)
+
+    fun rawInput(src: Pixels, height: Int, width: Int, spec: ImageInput): Raw {
         val c = spec.channels
-        val resized = height != spec.height || width != spec.width
-        val raw: IntArray = if (resized) {
-            resizeBilinear(src, centreCropBox(height, width, spec.height, spec.width), c,
-                spec.height, spec.width)
-        } else {
-            IntArray(height * width * c) { i -> src.at(i / c / width, (i / c) % width, i % c) }
+        if (height == spec.height && width == spec.width) {
+            return Raw(IntArray(height * width * c) { i -> src.at(i / c / width, (i / c) % width, i % c) }, null)
         }
-        val x = FloatArray(raw.size) { i -> raw[i].toFloat() * spec.scale + spec.offset }
-        spec.clip?.let { (low, high) ->
-            for (i in x.indices) x[i] = min(high, max(low, x[i]))
+        val box = if (spec.cropToAspect) centreCropBox(height, width, spec.height, spec.width)
+        else Box(0, 0, height, width)
+        val values = if (spec.nearest) resizeNearest(src, box, c, spec.height, spec.width)
+        else resizeBilinear(src, box, c, spec.height, spec.width)
+        val cropped = if (box.height != height || box.width != width) {
+            ", centre-cropped to ${box.width}x${box.height} first to keep the aspect ratio"
+        } else ""
+        val how = if (spec.nearest) "nearest neighbour" else "bilinear"
+        return Raw(values, "resized ${width}x$height -> ${spec.width}x${spec.height} ($how$cropped).")
+    }
+
+    /** preprocessing.scale_raw for 8-bit images: x = raw * scale[c] + offset[c] in float32,
+     *  clipped to the card's clip if it has one. */
+    fun scaleRaw(raw: IntArray, spec: ImageInput): FloatArray {
+        val c = spec.channels
+        val x = FloatArray(raw.size) { i -> raw[i].toFloat() * spec.scale[i % c] + spec.offset[i % c] }
+        val clip = spec.clip
+        if (clip != null) {
+            for (i in x.indices) x[i] = min(clip[1], max(clip[0], x[i]))
         }
-        return x to resized
+        return x
+    }
+
+    /** The float32 model input (HWC, flattened) of an image `height` x `width`, and the
+     *  note of [rawInput] (null when the image had the model's size). */
+    fun toModelInput(src: Pixels, height: Int, width: Int, spec: ImageInput): Pair<FloatArray, String?> {
+        val raw = rawInput(src, height, width, spec)
+        return scaleRaw(raw.values, spec) to raw.note
     }
 
     fun quantize(x: Float, scale: Float, zeroPoint: Int, low: Int, high: Int): Int =
@@ -131,8 +190,17 @@ object InferenceContract {
 
     fun dequantize(q: Int, scale: Float, zeroPoint: Int): Float = (q - zeroPoint).toFloat() * scale
 
-    /** Indices of the k largest probabilities, highest first, ties by lower index. */
+    /** Indices of the k largest probabilities, highest first, ties by lower index: the order
+     *  of classify.py's np.argsort(-p, kind="stable") (-0.0 ties with 0.0, NaN comes last). */
     fun topK(probabilities: FloatArray, k: Int): List<Int> =
-        probabilities.indices.sortedWith(compareByDescending<Int> { probabilities[it] }.thenBy { it })
-            .take(min(k, probabilities.size))
+        probabilities.indices.sortedWith(Comparator { a, b ->
+            val pa = probabilities[a]
+            val pb = probabilities[b]
+            when {
+                pa.isNaN() != pb.isNaN() -> if (pa.isNaN()) 1 else -1
+                pa > pb -> -1
+                pa < pb -> 1
+                else -> a.compareTo(b)
+            }
+        }).take(min(k, probabilities.size))
 }

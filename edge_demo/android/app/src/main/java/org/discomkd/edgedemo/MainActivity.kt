@@ -48,7 +48,7 @@ class MainActivity : AppCompatActivity() {
                 classifier = helper
                 val c = helper.card
                 val text = "${c.modality}: ${c.inputShape[1]}x${c.inputShape[2]}x${c.inputShape[3]} " +
-                    "${c.quantization}, ${helper.labels.size} classes"
+                    "${c.quantization ?: "?"}, ${helper.labels.size} classes"
                 runOnUiThread {
                     info.text = text
                     pick.isEnabled = true
@@ -75,8 +75,7 @@ class MainActivity : AppCompatActivity() {
                 val lines = out.categories.mapIndexed { rank, cat ->
                     String.format(Locale.US, "%d. %-12s %6.2f%%", rank + 1, cat.label, 100 * cat.probability)
                 }
-                val note = if (out.resized) "\n(centre-cropped and resized to " +
-                    "${helper.card.inputShape[2]}x${helper.card.inputShape[1]}, bilinear)" else ""
+                val note = if (out.note != null) "\n${out.note}" else ""
                 val text = lines.joinToString("\n") +
                     String.format(Locale.US, "\ninference %.2f ms", out.inferenceMs) + note
                 runOnUiThread {

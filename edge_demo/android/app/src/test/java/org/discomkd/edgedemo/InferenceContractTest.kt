@@ -18,7 +18,7 @@ class InferenceContractTest {
 
     private val width = 10
     private val height = 7
-    private val image = InferenceContract.Pixels { y, x, c ->
+    private val image = InferenceContract.pixels { y, x, c ->
         when (c) {
             0 -> (x * 37 + y * 11) % 256
             1 -> (x * 5 + y * 53) % 256
@@ -39,7 +39,7 @@ class InferenceContractTest {
         assertArrayEquals(
             intArrayOf(78, 55, 8, 157, 65, 21, 145, 76, 42, 102, 153, 34, 177, 164, 47, 137, 175, 68,
                 125, 81, 85, 190, 91, 98, 83, 102, 119),
-            rgb,
+            rgb
         )
         val luma = IntArray(9) { InferenceContract.luma(rgb[3 * it], rgb[3 * it + 1], rgb[3 * it + 2]) }
         assertArrayEquals(intArrayOf(57, 87, 93, 124, 155, 151, 95, 121, 98), luma)
@@ -51,18 +51,49 @@ class InferenceContractTest {
         assertArrayEquals(
             intArrayOf(0, 0, 0, 23, 3, 1, 51, 7, 2, 74, 10, 4, 6, 27, 2, 29, 30, 2, 56, 33, 4, 80,
                 37, 6, 11, 53, 3, 34, 56, 4, 62, 60, 5, 85, 63, 7),
-            out,
+            out
         )
     }
 
     @Test
+    fun theCardsResizePolicyMatchesThePiDemo() {
+        // image_ops.fit(img, 3, 3, crop=False) and fit(img, 3, 3, nearest=True)
+        val one = FloatArray(3) { 1f }
+        val cases = listOf(
+            Triple(InferenceContract.ImageInput(3, 3, 3, one, FloatArray(3), null, cropToAspect = false),
+                intArrayOf(65, 53, 7, 157, 68, 26, 83, 83, 62, 88, 151, 33, 168, 166, 52, 95, 168, 88,
+                    112, 79, 85, 161, 94, 103, 91, 97, 139),
+                "resized 10x7 -> 3x3 (bilinear)."),
+            Triple(InferenceContract.ImageInput(3, 3, 3, one, FloatArray(3), null, nearest = true),
+                intArrayOf(85, 63, 7, 159, 73, 19, 233, 83, 39, 107, 169, 31, 181, 179, 43, 255, 189, 63,
+                    129, 19, 79, 203, 29, 91, 21, 39, 111),
+                "resized 10x7 -> 3x3 (nearest neighbour, centre-cropped to 7x7 first to keep the " +
+                    "aspect ratio).")
+        )
+        for ((spec, values, note) in cases) {
+            val raw = InferenceContract.rawInput(image, height, width, spec)
+            assertArrayEquals(values, raw.values)
+            assertEquals(note, raw.note)
+        }
+    }
+
+    @Test
+    fun scaleAndOffsetPerChannel() {
+        val spec = InferenceContract.ImageInput(1, 1, 3, floatArrayOf(1f, 0.5f, 0.25f),
+            floatArrayOf(0f, -1f, 2f), null)
+        val x = InferenceContract.scaleRaw(intArrayOf(8, 8, 8), spec)
+        assertArrayEquals(floatArrayOf(8f, 3f, 4f), x, 0f)
+    }
+
+    @Test
     fun scaleOffsetClipAndQuantization() {
-        val spec = InferenceContract.ImageInput(7, 10, 3, 1f / 255f, 0f, floatArrayOf(0f, 0.5f))
-        val (x, resized) = InferenceContract.toModelInput(image, height, width, spec)
-        assertEquals(false, resized)
+        val spec = InferenceContract.ImageInput(7, 10, 3, FloatArray(3) { 1f / 255f }, FloatArray(3),
+            floatArrayOf(0f, 0.5f))
+        val (x, note) = InferenceContract.toModelInput(image, height, width, spec)
+        assertEquals(null, note)
         assertEquals(7 * 10 * 3, x.size)
         assertEquals(37f * (1f / 255f), x[3], 0f)      // row 0, column 1, red
-        assertEquals(0.5f, x.max(), 0f)                 // clipped
+        assertEquals(0.5f, x.fold(0f) { a, b -> maxOf(a, b) }, 0f)  // clipped
         val q = floatArrayOf(0f, 0.5f, 1f, 0.00196078431372549f).map {
             InferenceContract.quantize(it, 1f / 255f, -128, -128, 127)
         }
