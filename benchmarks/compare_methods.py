@@ -57,6 +57,9 @@ HERE = Path(__file__).resolve().parent
               "(the ablations keep their zero).")
 @click.option("--grl-schedule", type=click.Choice(["constant", "dann"]), default="constant",
               show_default=True, help="DisCoM-KD's gradient-reversal schedule.")
+@click.option("--branch", type=click.Choice(["separate", "shared"]), default=None,
+              help="Every branch's form for DisCoM-KD, its ablations, the unimodal twins and "
+              "the students (default: the runs' own default, separate encoders).")
 @click.option("--tag", default=None,
               help="Name suffix for a variant: results go to <data>-<tag>.* and runs to "
               "<work-dir>-<tag>, leaving the default comparison alone.")
@@ -68,7 +71,7 @@ HERE = Path(__file__).resolve().parent
               show_default=True, help="Where <data>.json/.md/.png go.")
 @click.option("--verbose", is_flag=True, help="Keras progress bars for every run.")
 def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_size, learning_rate,
-         fsdd_dir, mnist_path, augment, extra, grl_schedule, tag, precision, work_dir, out_dir,
+         fsdd_dir, mnist_path, augment, extra, grl_schedule, branch, tag, precision, work_dir, out_dir,
          verbose):
     """Compare DisCoM-KD with unimodal twins, teacher + KD/DKD/MLKD students
     and its own ablations; write a Markdown table and a PNG."""
@@ -117,6 +120,8 @@ def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_siz
                                      param_hint="--option") from None
     if grl_schedule != "constant":
         options["grl_schedule"] = grl_schedule
+    if branch is not None:
+        options["branch"] = branch
     name = f"{dataset}-{tag}" if tag else dataset
     wanted = [m.strip() for m in methods.split(",")] if methods else list(METHOD_LABELS)
     command = "python " + " ".join(shlex.quote(a) for a in
