@@ -23,7 +23,9 @@ data set and modality which branches meet it. A family that cannot take a
 modality (the applications need 32x32 images; AV-MNIST digits are 28x28)
 leaves that modality on the preset's family in its run and shows "n/a".
 
-Runs land in --work-dir and are reused when finished; writes
+Runs land in --work-dir and are reused when finished, with their exports and
+scores (RUN/edge/); the latencies are measured afresh on every invocation, so
+the last one, on a quiet machine, times every model alike. Writes
 benchmarks/results/edge.{json,md}. One seed: the F1 differences carry the
 seed-to-seed spread the comparison reports show (about 1-3 points), so a
 "within 1 point" here is indicative, not a paired interval.
@@ -60,8 +62,9 @@ def fitting_encoders(data, family, preset_family):
     return chosen
 
 
-def train_one(name, data, encoders, form, run_dir, log, epochs=None):
-    """Train (or reuse) one run with {modality: family} `encoders`; return its config."""
+def train_one(name, data, encoders, form, run_dir, log, epochs=None, train=True):
+    """Train (or reuse) one run with {modality: family} `encoders`; return its config.
+    With `train` False, a finished run of other settings is an error, not retrained."""
     from discomkd_keras.config import BENCHMARKS, resolve_config
     from discomkd_keras.run_directory import prepare_run_dir
     from discomkd_keras.training import train_run
@@ -76,6 +79,9 @@ def train_one(name, data, encoders, form, run_dir, log, epochs=None):
                 (epochs or preset["epochs"], form, encoders):
             log(f"  reusing {run_dir}")
             return old
+    if not train:
+        raise click.ClickException(f"{run_dir} holds a run of other settings; rerun without "
+                                   "--finished-only to train it again.")
     augment = preset.pop("augment")
     options = dict(preset, encoders=encoders, branch=form, seed=0,
                    epochs=epochs or preset["epochs"],
@@ -89,19 +95,36 @@ def train_one(name, data, encoders, form, run_dir, log, epochs=None):
 
 
 def measure(run_dir, modality, data, calls):
-    """{params, macs, sizes, F1s, agreement, latency} of one modality's deployed classifier."""
-    from discomkd_keras.export.benchmark import bench_export
+    """{params, macs, sizes, F1s, agreement, latency} of one modality's deployed classifier.
 
-    rows = {r["quantization"]: r for r in bench_export(
-        run_dir, modality, ("float32", "int8", "int8-float-input"), runs=calls, data=data,
-        log=lambda *_: None)}
-    f32, int8, mixed = rows["float32"], rows["int8"], rows["int8-float-input"]
-    return {"parameters": f32["parameters"], "macs": f32["macs"],
-            "int8_kib": int8["size_kib"], "int8_ratio": int8["size_ratio"],
-            "ms_1_thread": int8["ms_1_thread"], "float_ms_1_thread": f32["ms_1_thread"],
-            "keras_f1": f32["keras_f1"], "int8_f1": int8["tflite_f1"],
-            "agreement": int8["agreement"], "float_input_agreement": mixed["agreement"],
-            "float_input_kib": mixed["size_kib"]}
+    The exports and their scores are kept in RUN/edge/ (edge-<modality>.json and the
+    .tflite files) and reused; the latencies are measured again on every call, so a
+    final pass on a quiet machine times every model under the same conditions."""
+    from discomkd_keras.export.benchmark import bench_export, time_model
+    from discomkd_keras.run_directory import write_json
+
+    keep = Path(run_dir) / "edge"
+    cached = keep / f"edge-{modality}.json"
+    if cached.exists():
+        scores = json.loads(cached.read_text())
+    else:
+        rows = {r["quantization"]: r for r in bench_export(
+            run_dir, modality, ("float32", "int8", "int8-float-input"), runs=1, data=data,
+            log=lambda *_: None, keep_dir=keep)}
+        f32, int8, mixed = rows["float32"], rows["int8"], rows["int8-float-input"]
+        scores = {"parameters": f32["parameters"], "macs": f32["macs"],
+                  "int8_kib": int8["size_kib"], "int8_ratio": int8["size_ratio"],
+                  "keras_f1": f32["keras_f1"], "int8_f1": int8["tflite_f1"],
+                  "agreement": int8["agreement"], "float_input_agreement": mixed["agreement"],
+                  "float_input_kib": mixed["size_kib"],
+                  # relative to RUN/edge: a run directory may move
+                  "files": {q: str(Path(rows[q]["path"]).relative_to(keep))
+                            for q in ("float32", "int8")}}
+        write_json(cached, scores)
+    x_test, _ = data.split(modality, "test")
+    files = {q: str(keep / f) for q, f in scores["files"].items()}
+    return dict(scores, ms_1_thread=time_model(files["int8"], x_test, 1, calls),
+                float_ms_1_thread=time_model(files["float32"], x_test, 1, calls))
 
 
 def target_lines(results):
@@ -190,8 +213,12 @@ def write_report(raw, out_dir):
               show_default=True, help="Runs; finished ones are reused.")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=HERE / "results",
               show_default=True)
+@click.option("--finished-only", is_flag=True,
+              help="Train nothing: measure the runs already finished in --work-dir, list the "
+              "others as not run (a final pass that times every model on a quiet machine).")
 @click.option("--report-only", is_flag=True, help="Rewrite edge.md from OUT_DIR/edge.json.")
-def main(datasets, families, forms, epochs, calls, work_dir, out_dir, report_only):
+def main(datasets, families, forms, epochs, calls, work_dir, out_dir, finished_only,
+         report_only):
     """Train every family x branch form once, export float32 and int8, write edge.md."""
     import os
     import platform
@@ -216,12 +243,18 @@ def main(datasets, families, forms, epochs, calls, work_dir, out_dir, report_onl
                                     "family_used": used[m], "why": "input too small"})
                 continue
             for form in forms.split(","):
-                click.echo(f"{name}: {family}, {form} ...")
                 run_dir = Path(work_dir) / name / f"{family}-{form}"
-                train_one(name, data, used, form, run_dir, click.echo, epochs)
+                if finished_only and not (run_dir / "results.json").exists():
+                    click.echo(f"{name}: {family}, {form}: not run")
+                    results += [{"data": name, "modality": m, "family": family, "form": form,
+                                 "family_used": None, "why": "not run"} for m in data.modalities]
+                    continue
+                click.echo(f"{name}: {family}, {form} ...")
+                train_one(name, data, used, form, run_dir, click.echo, epochs,
+                          train=not finished_only)
                 for m in data.modalities:
                     row = {"data": name, "modality": m, "family": family, "form": form,
-                           "family_used": used[m], "run": str(run_dir)}
+                           "family_used": used[m], "run": f"{name}/{family}-{form}"}
                     if used[m] == family:
                         row.update(measure(run_dir, m, data, calls))
                     else:

@@ -52,12 +52,15 @@ def time_model(model_path, x, threads, runs, warmup=20):
     return statistics.median(times) * 1e3
 
 
-def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=None, log=print):
-    """Rows of {quantization, size, ratio, F1, agreement, latencies, params, MACs}.
+def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=None, log=print,
+                 keep_dir=None):
+    """Rows of {quantization, size, ratio, F1, agreement, latencies, params, MACs, path}.
 
     A quantization named "<q>-per-tensor" (int8 or dynamic) is exported with
     one weight scale per tensor instead of per channel; "int8" is the full-integer
-    model, "int8-float-input" int8 with its input layers in float."""
+    model, "int8-float-input" int8 with its input layers in float. The exports go
+    to `keep_dir`/<q>/<modality>/ when given (to be timed again later), else to a
+    temporary directory that is removed (their "path" then names nothing)."""
     from discomkd_keras.data import load_data
     from discomkd_keras.export.tflite_export import read_run
 
@@ -67,7 +70,8 @@ def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=
     params, macs = int(classifier.count_params()), count_macs(classifier)
     x_test, _ = data.split(modality, "test")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(keep_dir) if keep_dir is not None else scratch
         for q in quantizations:
             base, per_tensor = q.removesuffix("-per-tensor"), q.endswith("-per-tensor")
             base, float_input = base.removesuffix("-float-input"), base.endswith("-float-input")
@@ -83,7 +87,7 @@ def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=
                 "agreement": v["agreement"], "max_abs_prob_diff": v["max_abs_prob_diff"],
                 "ms_1_thread": time_model(path, x_test, 1, runs),
                 "ms_2_threads": time_model(path, x_test, 2, runs),
-                "parameters": params, "macs": macs,
+                "parameters": params, "macs": macs, "path": path,
             })
             log(f"  {q}: done")
     base = next((r["size_kib"] for r in rows if r["quantization"] == "float32"), None)
