@@ -32,17 +32,26 @@ def _bilinear_weights(n_in, n_out):
     centres = (np.arange(n_out) + 0.5) * scale
     pixels = np.arange(n_in) + 0.5
     w = np.maximum(0.0, 1.0 - np.abs(pixels[None, :] - centres[:, None]) / support)
-    return w / w.sum(axis=1, keepdims=True)
+    # Each row's sum left to right, as the Android sample sums it: NumPy's own sum
+    # reduces pairwise, which can differ in the last bit, and a rounding tie downstream
+    # turns that bit into a pixel value.
+    total = np.zeros(n_out)
+    for j in range(n_in):
+        total += w[:, j]
+    return w / total[:, None]
 
 
 def _filter_axis0(img, weights):
     """weights (n_out, n_in) applied along axis 0, one output row at a time over the
-    band of input rows it touches (a camera frame is never converted whole to float)."""
-    out = np.empty((len(weights),) + img.shape[1:], np.float64)
+    band of input rows it touches (a camera frame is never converted whole to float).
+    Each output is accumulated in input order, one multiply and one add at a time (no
+    BLAS: its dot products may fuse multiply-adds or reorder them), so every device
+    that follows the same order gets the same pixels, ties included."""
+    out = np.zeros((len(weights),) + img.shape[1:], np.float64)
     for o, w in enumerate(weights):
         nonzero = np.flatnonzero(w)
-        lo, hi = nonzero[0], nonzero[-1] + 1
-        out[o] = np.tensordot(w[lo:hi], img[lo:hi].astype(np.float64), axes=1)
+        for i in range(nonzero[0], nonzero[-1] + 1):
+            out[o] += w[i] * img[i].astype(np.float64)
     return out
 
 
