@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 
 from discomkd_keras.config import BENCHMARKS
+from discomkd_keras.modality_branch import DISCOMKD_BRANCHES
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,7 +58,7 @@ HERE = Path(__file__).resolve().parent
               "(the ablations keep their zero).")
 @click.option("--grl-schedule", type=click.Choice(["constant", "dann"]), default="constant",
               show_default=True, help="DisCoM-KD's gradient-reversal schedule.")
-@click.option("--branch", type=click.Choice(["separate", "shared"]), default=None,
+@click.option("--branch", type=click.Choice(DISCOMKD_BRANCHES), default=None,
               help="Every branch's form for DisCoM-KD, its ablations, the unimodal twins and "
               "the students (default: the runs' own default, separate encoders).")
 @click.option("--tag", default=None,
@@ -71,8 +72,8 @@ HERE = Path(__file__).resolve().parent
               show_default=True, help="Where <data>.json/.md/.png go.")
 @click.option("--verbose", is_flag=True, help="Keras progress bars for every run.")
 def main(dataset, seeds, methods, paper, epochs, encoder, feature_dim, batch_size, learning_rate,
-         fsdd_dir, mnist_path, augment, extra, grl_schedule, branch, tag, precision, work_dir, out_dir,
-         verbose):
+         fsdd_dir, mnist_path, augment, extra, grl_schedule, branch, tag, precision, work_dir,
+         out_dir, verbose):
     """Compare DisCoM-KD with unimodal twins, teacher + KD/DKD/MLKD students
     and its own ablations; write a Markdown table and a PNG."""
     import json
