@@ -14,7 +14,7 @@ import keras
 
 from discomkd_keras.encoders import (CONVENTIONS, EncoderChoices, check_encoder, default_encoder,
                                      encoder_spec_from_config, encoder_spec_to_config)
-from discomkd_keras.losses import cross_entropy
+from discomkd_keras.losses import class_weighted, cross_entropy
 from discomkd_keras.modality_branch import BRANCH_FORMS, ModalityBranch
 from discomkd_keras.modality_classifier import ModalityClassifier
 
@@ -130,11 +130,13 @@ def replica_loss(model, loss):
     return scale_for_replicas(loss)
 
 
-def task_loss(labels, outputs, modalities):
+def task_loss(labels, outputs, modalities, sample_weight=None):
     """L_cl: one mean of the cross-entropy over the samples of all modalities (every
-    sample counts once, also when the modalities' batches differ in size)."""
+    sample counts once, also when the modalities' batches differ in size), each sample's
+    term times its weight when `sample_weight` ({modality: weights}) is given."""
     return keras.ops.mean(keras.ops.concatenate(
-        [cross_entropy(labels[m], outputs[m]["logits"]) for m in modalities], axis=0))
+        [class_weighted(cross_entropy(labels[m], outputs[m]["logits"]), sample_weight, m)
+         for m in modalities], axis=0))
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
@@ -208,7 +210,7 @@ class BranchClassifiers(keras.Model):
     # --- training step -----------------------------------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         self._check_labels(y)
-        loss = task_loss(y, y_pred, self.modalities)
+        loss = task_loss(y, y_pred, self.modalities, sample_weight)
         self.track_terms({"cl": loss})
         return replica_loss(self, loss)
 

@@ -14,7 +14,10 @@ from discomkd_keras.cli_support import (BugReportingGroup, errors, fail, image_s
 # The option vocabularies come from modules that start Keras (and TensorFlow): quietly.
 with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
     from discomkd_keras.comparison import DEFAULT_METHODS, METHOD_LABELS as COMPARE_METHODS
-    from discomkd_keras.config import METHODS, PRECISIONS, STRATEGIES, describe_presets
+    from discomkd_keras.config import (METHODS, PRECISIONS, PRESET_CHOICES, STRATEGIES,
+                                       describe_presets)
+    from discomkd_keras.data.unpaired_batches import AUGMENT_OPS
+    from discomkd_keras.learning_rate import SCHEDULES
     from discomkd_keras.modality_branch import DISCOMKD_BRANCHES
     from discomkd_keras.data import SOURCES
     from discomkd_keras.encoders import APPLICATION_FAMILIES, CONVENTIONS, ENCODER_FAMILIES
@@ -136,6 +139,48 @@ PRETRAINED_HELP = ("Start MOD's keras.applications encoders from ImageNet weight
                    "(--resume).")
 
 
+# The options a preset fixes, and the optimiser's (train, compare): None = the preset's.
+PRESET_HELP = ("Settings by name (every value below is also an option that overrides it). "
+               "edge: a small classifier for a device, trained in minutes: encoder by modality "
+               "kind and size, D 128, batch 64, early stopping, no augmentation (the default for "
+               "your own files); paper: the paper's protocol, ResNet-18 / MLP, D 512, Adam 1e-4, "
+               "batch 128, 300 epochs (the default for the released layout). Built-in data sets "
+               "have presets of their own (see above).")
+AUGMENT_HELP = ("Augmentation of MOD: operations joined by commas, "
+                f"{','.join(AUGMENT_OPS)} (flip: left-right mirror; rot90: k x 90 degrees; crop: "
+                "random shift by up to 1/8 of the side; contrast: x0.8-1.2 about the mean; noise: "
+                "Gaussian, 5% of the sample's std; vectors: noise only), or released (the authors' "
+                "flips and rotations), independent, none; repeatable; deterministic per seed, "
+                "epoch and step. Default: the preset's (edge: none, since flips and rotations turn "
+                "a 6 into a 9; paper and built-in: released for images).")
+
+
+def optimiser_options(command):
+    """The preset, optimiser, early-stopping and class-weight options of train and compare."""
+    for option in reversed((
+        click.option("--preset", type=click.Choice(PRESET_CHOICES), default=None,
+                     help=PRESET_HELP),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default=None,
+                     help="Learning rate over the run: constant, or cosine decay to 0 at the "
+                     "last epoch of --epochs (after the warm-up). Default: the preset's."),
+        click.option("--warmup-epochs", type=float, default=None,
+                     help="Epochs of linear learning-rate warm-up (fractions allowed). Default: "
+                     "the preset's."),
+        click.option("--weight-decay", type=float, default=None,
+                     help="AdamW's decoupled weight decay (0: Adam). Default: the preset's."),
+        click.option("--patience", type=int, default=None,
+                     help="Stop once no modality's validation weighted F1 has improved for this "
+                     "many epochs (0: never; --epochs is then a ceiling). Default: the preset's "
+                     "(edge 5, paper 0)."),
+        click.option("--class-weight", type=click.Choice(["balanced"]), default=None,
+                     help="balanced: weigh each training sample of class c by n / (K n_c) in "
+                     "the task losses (per modality; Keras' class_weight meaning), for "
+                     "imbalanced classes."),
+    )):
+        command = option(command)
+    return command
+
+
 # What --branch says (train, compare).
 BRANCH_HELP = ("Each modality's branch, for discomkd, unimodal and the students: separate (the "
                "paper's two encoders, E_inv and E_spec) or shared (one backbone per modality, "
@@ -146,8 +191,12 @@ BRANCH_HELP = ("Each modality's branch, for discomkd, unimodal and the students:
 TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 
     With no arguments: the built-in synthetic RGB-D set (6 shapes, RGB + depth),
-    a few minutes on a laptop CPU. Presets per data source (override any):
+    a few minutes on a laptop CPU. With --data-dir: your files get the edge preset,
+    the released layout the paper's. Presets (--preset; any value is an option):
     {describe_presets()}.
+
+    Before training it prints the plan: per modality the encoder, the exported
+    classifier's parameters, MACs and int8 size, and the time from a short probe.
 
     Per modality, the classifier with the best validation weighted F1 is kept
     in RUN_DIR/best/<modality>.keras; test figures are printed at the end.
@@ -158,6 +207,18 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
     are the exact networks DisCoM-KD deploys, so their exports and edge demo
     are the same.
     """
+
+
+def stop_line(run_dir, config):
+    """How the run ended: early stopping's epoch and reason, or every epoch trained."""
+    from discomkd_keras.run_directory import read_run
+
+    _, state = read_run(run_dir)
+    stopped = state.get("stopped_early")
+    if stopped:
+        return (f"Stopped early after epoch {stopped['epoch']} of at most {config['epochs']}: "
+                f"{stopped['reason']}.")
+    return f"Trained all {state['epoch']} epochs."
 
 
 @main.command(help=TRAIN_HELP)
@@ -177,10 +238,14 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 @click.option("--feature-dim", type=int, default=None, help="D, even (z_* get D/2 each).")
 @click.option("--branch", type=click.Choice(DISCOMKD_BRANCHES), default="separate",
               show_default=True, help=BRANCH_HELP)
-@click.option("--epochs", type=int, default=None, help="Epochs (one pass over the largest modality).")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs (one pass over the largest modality); with early stopping, a ceiling. "
+              "Default: the preset's.")
 @click.option("--batch-size", type=int, default=None,
-              help="Per modality (paper: 128; built-in presets: smaller, for more steps per epoch).")
-@click.option("--lr", "learning_rate", type=float, default=None, help="Adam learning rate.")
+              help="Per modality. Default: the preset's (edge 64, paper 128).")
+@click.option("--lr", "learning_rate", type=float, default=None,
+              help="Peak learning rate (Adam, or AdamW with --weight-decay). Default: the preset's.")
+@optimiser_options
 @click.option("--loss-weight", "loss_weights", multiple=True, metavar="TERM=W",
               help="Weight of cl, adv, mod, aux or perp (default 1; 0 switches it off); repeatable.")
 @click.option("--perp-mode", type=click.Choice(PERP_MODES), default="abs", show_default=True,
@@ -199,11 +264,7 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
               help="Gradient-reversal lambda (the ramp's maximum with --grl-schedule dann).")
 @click.option("--dkd-warmup", "dkd_warmup_epochs", type=float, default=20, show_default=True,
               help="--method dkd: epochs over which the distillation weight ramps up linearly.")
-@click.option("--augment", "augment", multiple=True, metavar="MOD=released|independent|none",
-              help="Augmentation per modality; repeatable. Default for images: released (with "
-              "p 0.5 a flip/flip/rotation-by-k*90 transform, as the authors' script; ~41% of "
-              "samples change); independent: each flip and a 90-degree rotation with p 0.5 "
-              "(~88% change). Spectrograms and vectors: none.")
+@click.option("--augment", "augment", multiple=True, metavar="MOD=OPS", help=AUGMENT_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
               help="Where the run goes (default: runs/<timestamp>-<dataset>).")
@@ -225,9 +286,13 @@ TRAIN_HELP = f"""Train DisCoM-KD: one run learns every modality's classifier.
 @click.option("--checkpoint-every", "checkpoint_seconds", type=float, default=120,
               show_default=True, help="Seconds of training a crash may lose (at least one epoch "
               "is always kept): the resume checkpoint is written no more often; 0: every epoch.")
+@click.option("--probe-steps", type=int, default=5, show_default=True,
+              envvar="DISCOMKD_PROBE_STEPS", show_envvar=True,
+              help="Training steps the plan times (after one that traces) to estimate the run's "
+              "time; 0: print the plan without a time.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no per-epoch lines. (When stdout is "
               "not a terminal, each epoch is one plain line instead of the bar.)")
-def train(encoders, resume_dir, run_dir, overwrite, quiet, **options):
+def train(encoders, resume_dir, run_dir, overwrite, quiet, probe_steps, **options):
     from discomkd_keras.training import resume_run, start_run
 
     # A terminal gets Keras' progress bar; a file (nohup, a cluster job) one line per epoch.
@@ -242,10 +307,13 @@ def train(encoders, resume_dir, run_dir, overwrite, quiet, **options):
                            pretrained=pairs(options["pretrained"], "--pretrained"),
                            teacher_run=str(options["teacher_run"]) if options["teacher_run"] else None)
             run_dir, config, results = start_run(spec, options, encoders, run_dir, overwrite,
-                                                 log=click.echo, verbose=verbose)
+                                                 log=click.echo, verbose=verbose,
+                                                 probe_steps=max(0, probe_steps))
     except errors() as err:
         fail(str(err))
     print_summary(run_dir, results, config)
+    if run_dir is not None:
+        click.echo(stop_line(run_dir, config))
 
 
 @main.command()
@@ -308,11 +376,13 @@ COMPARE_HELP = f"""Does DisCoM-KD beat training each modality alone, on your dat
 @click.option("--feature-dim", type=int, default=None, help="D, even. Default: the preset's.")
 @click.option("--branch", type=click.Choice(DISCOMKD_BRANCHES), default="separate",
               show_default=True, help=BRANCH_HELP + " Single and teacher runs keep theirs.")
-@click.option("--epochs", type=int, default=None, help="Epochs per run. Default: the preset's.")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs per run (a ceiling with early stopping). Default: the preset's.")
 @click.option("--batch-size", type=int, default=None, help="Per modality. Default: the preset's.")
 @click.option("--lr", "learning_rate", type=float, default=None,
-              help="Adam learning rate. Default: the preset's.")
-@click.option("--augment", "augment", multiple=True, metavar="MOD=released|independent|none",
+              help="Peak learning rate. Default: the preset's.")
+@optimiser_options
+@click.option("--augment", "augment", multiple=True, metavar="MOD=OPS",
               help="Augmentation per modality, as for train; repeatable.")
 @click.option("--mixed-precision", "precision", type=click.Choice(PRECISIONS), is_flag=False,
               flag_value="mixed_float16", default="float32", show_default=True,

@@ -118,9 +118,11 @@ def print_summary(run_dir, results, config=None):
     what = "the multi-modal teacher" if teacher else "each modality's classifier"
     click.echo(f"\nTest split, {what} at its best validation epoch:")
     click.echo(f"  {'model' if teacher else 'modality':<12}{'accuracy':>10}{'weighted F1':>13}"
-               f"{'best epoch':>12}{'params':>12}")
+               f"{'macro F1':>10}{'best epoch':>12}{'params':>12}")
     for m, r in results.items():
-        click.echo(f"  {m:<12}{r['test_accuracy']:>10.4f}{r['test_weighted_f1']:>13.4f}"
+        macro = r.get("test_macro_f1")  # None in a results.json from before macro F1
+        macro = f"{macro:>10.4f}" if macro is not None else f"{'-':>10}"
+        click.echo(f"  {m:<12}{r['test_accuracy']:>10.4f}{r['test_weighted_f1']:>13.4f}{macro}"
                    f"{r['best_epoch']:>12}{r['parameters']:>12,}")
     if run_dir is None:  # a multi-worker run's worker other than the chief
         click.echo("\nThe chief saved the run; this worker kept no files.")

@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -122,24 +121,6 @@ def _duration(seconds):
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def _probe_seconds(config, data):
-    """(seconds a run of `config` should take, seconds of the probe): one epoch of it in a
-    temporary run directory, deleted afterwards. A run costs what the probe cost outside
-    its epoch (building, the checkpoint, the test) plus `epochs` times the epoch with its
-    validation; the probe's epoch includes tracing, so this errs on the long side."""
-    from discomkd_keras.run_directory import prepare_run_dir, read_history
-    from discomkd_keras.training import train_run
-
-    with tempfile.TemporaryDirectory(prefix="discomkd-probe-") as tmp:
-        run_dir = prepare_run_dir(Path(tmp) / "probe", overwrite=True)
-        started = time.perf_counter()
-        train_run(dict(config, epochs=1), run_dir, data=data, verbose=0, log=lambda *_: None)
-        wall = time.perf_counter() - started
-        row = read_history(run_dir / "history.csv")[-1]
-    epoch = float(row["seconds"]) + float(row.get("validation_seconds") or 0.0)
-    return wall - epoch + config["epochs"] * epoch, wall
-
-
 def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, log=print,
                    verbose=0, discomkd_options=None, data=None, probe=False, int8_sizes=False):
     """Train every method for every seed; return the list of per-run records.
@@ -148,7 +129,8 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
         the initialisation, the batch order and the augmentation).
     options: training options shared by all runs (resolve_config's keys).
     discomkd_options: more options for DisCoM-KD's runs only (a variant under test).
-    probe: before training, time one epoch to estimate the whole comparison.
+    probe: before training, print the plan of the first run to train (plan.py) and
+        estimate the whole comparison from its probe (True: 5 steps, or a step count).
     int8_sizes: record the int8 TFLite size of each method's classifiers (seed of
         its first run; needs TensorFlow, else None).
     The students of seed s learn from the teacher of seed s.
@@ -179,14 +161,22 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
         f"({', '.join(methods)}) in {work_dir}; {len(plan) - len(todo)} finished before, reused.")
     estimate = None
     if todo and probe:
+        from discomkd_keras.plan import make_plan, plan_lines
+
         first = next((plan[i] for i in todo if plan[i][2].get("method") not in STUDENT_METHODS),
                      None)
         if first is not None:
             config = config_of(*first)
-            estimate, seconds = _probe_seconds(config, data)
-            log(f"Estimated time: about {_duration(estimate * len(todo))} for {len(todo)} run(s), "
-                f"{_duration(estimate)} each (from a one-epoch probe of {first[1]}, {seconds:.0f} s; "
-                "its first epoch includes tracing, so the estimate errs long).")
+            probe_plan = make_plan(config, data, probe_steps=5 if probe is True else int(probe))
+            log(f"First run to train: seed {first[0]} {first[1]}.")
+            for line in plan_lines(probe_plan):
+                log(line)
+            estimate = probe_plan.get("total_seconds")
+            if estimate:
+                bound = "at most" if probe_plan["patience"] else "about"
+                log(f"Estimated time: {bound} {_duration(estimate * len(todo))} for {len(todo)} "
+                    f"run(s), {_duration(estimate)} each (from the probe of {first[1]}; the "
+                    "other methods' networks cost about as much or less).")
     started_all = time.perf_counter()
     trained_seconds, trained = 0.0, 0
     records = []
@@ -219,7 +209,8 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
 
 
 def run_record(run_dir, work_dir, label, seed, results):
-    """What a report needs of one finished run."""
+    """What a report needs of one finished run; test_macro_f1 is None where results.json
+    predates it."""
     from discomkd_keras.export.benchmark import count_macs
     from discomkd_keras.run_directory import load_best, read_history
 
@@ -229,6 +220,7 @@ def run_record(run_dir, work_dir, label, seed, results):
         "results": {name: dict({k: r[k] for k in ("test_weighted_f1", "test_accuracy",
                                                   "parameters", "best_epoch")},
                                valid_weighted_f1=r.get("valid_weighted_f1"),
+                               test_macro_f1=r.get("test_macro_f1"),
                                macs=count_macs(load_best(run_dir, name)[0]))
                     for name, r in results.items()},
         "epochs": len(history),
@@ -315,9 +307,18 @@ def _stat(values, scale=1.0):
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+def _stat_or_none(values, scale=1.0):
+    """_stat, or None where a value is missing (a record from before that figure)."""
+    return None if any(v is None for v in values) else _stat(values, scale)
+
+
 def _fmt(mean_std, digits=1):
     mean, std = mean_std
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _fmt_or_dash(mean_std, digits=1):
+    return "-" if mean_std is None else _fmt(mean_std, digits)
 
 
 BASELINE_WORDS = {"unimodal": "its unimodal twin",
@@ -348,7 +349,9 @@ def verdict(modality, difference, baseline):
 
 
 def summarise(raw):
-    """Everything the report shows, computed from the raw runs (F1 and accuracy in points)."""
+    """Everything the report shows, computed from the raw runs (F1 and accuracy in points).
+    macro_f1[m] is None unless every run of the method has test_macro_f1 (runs recorded
+    before macro F1 have none)."""
     runs = _by_method(raw)
     deployed = [group for label, group in runs.items() if label != "teacher"]
     if not deployed:
@@ -362,6 +365,8 @@ def summarise(raw):
             "f1": {n: _stat([r["results"][n]["test_weighted_f1"] for r in group], 100) for n in names},
             "accuracy": {n: _stat([r["results"][n]["test_accuracy"] for r in group], 100)
                          for n in names},
+            "macro_f1": {n: _stat_or_none([r["results"][n].get("test_macro_f1") for r in group],
+                                          100) for n in names},
             "f1_per_seed": {n: [100 * r["results"][n]["test_weighted_f1"] for r in group]
                             for n in names},
             "parameters": {n: group[0]["results"][n]["parameters"] for n in names},
@@ -437,11 +442,11 @@ def format_markdown(raw, summary, png_name):
            "The twin is the very network DisCoM-KD deploys for the modality, trained alone; "
            "helps or hurts only where the 95% interval of the paired per-seed difference "
            "excludes 0.", ""] if summary.get("verdicts") else []),
-        "## Test weighted F1 and accuracy per deployed classifier",
+        "## Test weighted F1, accuracy and macro F1 per deployed classifier",
         "",
     ]
     head = "| method | " + " | ".join(f"{m} F1 | {m} acc" for m in modalities) + \
-        " | s / epoch | samples / s | deployed params | deployed MACs |"
+        " | s / epoch | samples / s | deployed params | deployed MACs | test macro F1 |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for label, s in methods.items():
         if label == "teacher":
@@ -452,12 +457,15 @@ def format_markdown(raw, summary, png_name):
         params = " / ".join(f"{s['parameters'][m]:,}" for m in modalities)
         macs = " / ".join(f"{s['macs'][m] / 1e6:.2f} M" if s["macs"].get(m) is not None else "?"
                           for m in modalities)
+        macro = " / ".join(_fmt_or_dash((s.get("macro_f1") or {}).get(m)) for m in modalities)
         lines.append(f"| {label} | " + " | ".join(cells) +
-                     f" | {s['seconds_per_epoch']:.1f} | {s['samples_per_s']:.0f} | {params} | {macs} |")
+                     f" | {s['seconds_per_epoch']:.1f} | {s['samples_per_s']:.0f} | {params} | {macs} "
+                     f"| {macro} |")
     if "teacher" in methods:
         t = methods["teacher"]
         lines += ["", f"Multi-modal teacher (all modalities at test time, not deployable on one "
                   f"sensor): F1 {_fmt(t['f1']['teacher'])}, accuracy {_fmt(t['accuracy']['teacher'])}, "
+                  f"macro F1 {_fmt_or_dash((t.get('macro_f1') or {}).get('teacher'))}, "
                   f"{t['seconds_per_epoch']:.1f} s / epoch, {t['parameters']['teacher']:,} parameters."]
     lines += [
         "",
@@ -466,7 +474,11 @@ def format_markdown(raw, summary, png_name):
         "branches share nothing). samples / s counts every modality's samples. The students "
         "also need the teacher's training time. Deployed params / MACs: the exported classifier "
         "of each modality (batch 1; the single-encoder baseline has one encoder, DisCoM-KD's "
-        "branch two, or one with shared branches).",
+        "branch two, or one with shared branches). Test macro F1 (per modality, "
+        f"{' / '.join(modalities)}): the unweighted mean of each class's F1 over the classes in "
+        "the test split, so a class served badly weighs as much as a frequent one; F1 alone is "
+        "the weighted F1 (each class by its share of the test samples); - where the runs were "
+        "recorded before macro F1.",
     ]
     if summary.get("differences"):
         weak = summary.get("weak")
@@ -597,14 +609,14 @@ def shared_options(options, epochs):
 
 
 def comparison_options(source, options, data, encoder_items=()):
-    """The training options every method of a `compare` shares: the data source's preset
-    where `options` leave a value unset (None), its encoder family unless `encoder_items`
-    name one, DKD's warm-up scaled to the epochs."""
-    from discomkd_keras.config import PRESETS, choose_encoders, with_preset
+    """The training options every method of a `compare` shares: the preset's (options["preset"],
+    else the data source's) where `options` leave a value unset (None), its encoders and
+    augmentation where `encoder_items` and options["augment"] name none, DKD's warm-up
+    scaled to the epochs."""
+    from discomkd_keras.config import preset_choices, with_preset
 
-    options = with_preset(options, source)
-    encoders = choose_encoders(data, encoder_items, PRESETS[source]["encoder"])
-    return shared_options(dict(options, encoders=encoders), options["epochs"])
+    options = preset_choices(with_preset(options, source), data, encoder_items)
+    return shared_options(options, options["epochs"])
 
 
 def compare(spec, options, encoder_items=(), methods=DEFAULT_METHODS, seeds=5, out_dir=None,

@@ -10,6 +10,7 @@ import platform
 from pathlib import Path
 
 from discomkd_keras.data import DataError, SOURCES
+from discomkd_keras.learning_rate import SCHEDULES
 from discomkd_keras.losses import LOSS_TERMS, TASK_LOSS_ONLY
 from discomkd_keras.modality_branch import DISCOMKD_BRANCHES
 
@@ -26,20 +27,49 @@ class ConfigError(ValueError):
     """A training option or combination of options that cannot work; the message names it.
     The CLI prints it as one line (exit 2), like DataError and RunError."""
 
-# The paper's protocol (method.md): ResNet-18 from scratch, D = 512, Adam 1e-4,
-# batch 128 per modality, 300 epochs.
-PAPER = {"encoder": "resnet18", "feature_dim": 512, "epochs": 300, "learning_rate": 1e-4,
-         "batch_size": 128}
-# Where a built-in data set departs from it: small encoders and few epochs, so
-# that a run finishes on a laptop CPU in minutes. Every value is an option.
+# The training settings a preset fixes; every one is also an option that overrides it.
+PRESET_KEYS = ("epochs", "batch_size", "learning_rate", "feature_dim", "schedule",
+               "warmup_epochs", "weight_decay", "patience")
+# The paper's protocol (method.md): ResNet-18 from scratch, D = 512, Adam 1e-4, constant,
+# batch 128 per modality, 300 epochs, no early stopping. encoder None: each modality's
+# kind picks (resnet18 for images, mlp for vectors); augment None: the released flips and
+# rotations for images.
+PAPER = {"encoder": None, "feature_dim": 512, "epochs": 300, "learning_rate": 1e-4,
+         "batch_size": 128, "schedule": "constant", "warmup_epochs": 0.0, "weight_decay": 0.0,
+         "patience": 0, "augment": None}
+# A small classifier for a device, trained in minutes on a CPU: each modality's encoder from
+# its kind and size (EDGE_ENCODERS), D = 128, batch 64, the epochs a ceiling with early
+# stopping, no augmentation (flips and rotations change digits, text and gravity-aligned
+# scenes). Learning rate, schedule and weight decay chosen on the validation split of three
+# data sets: benchmarks/results/presets.md (benchmarks/presets.py).
+EDGE = {"encoder": "edge", "feature_dim": 128, "epochs": 30, "learning_rate": 1e-3,
+        "batch_size": 64, "schedule": "constant", "warmup_epochs": 0.0, "weight_decay": 0.0,
+        "patience": 5, "augment": "none"}
+# The edge preset's encoder per modality kind: images and spectrograms whose smaller side
+# is at least EDGE_MIN_SIDE pixels get the depthwise-separable CNN (0.69 M deployed
+# parameters at D = 128), smaller ones the paper's LeNet, vectors the MLP.
+EDGE_MIN_SIDE = 32
+EDGE_ENCODERS = {"large": "dscnn", "small": "lenet", "vector": "mlp"}
+# Built-in data sets keep presets of their own, sized so that the quick start and the
+# committed comparisons run on a laptop CPU in minutes.
+_BUILT_IN = {"schedule": "constant", "warmup_epochs": 0.0, "weight_decay": 0.0, "patience": 0,
+             "augment": None}
 PRESETS = {
-    "synthetic-rgbd": {"encoder": "dscnn", "feature_dim": 128, "epochs": 10, "learning_rate": 3e-3,
-                       "batch_size": 32},
-    "av-mnist": {"encoder": "lenet", "feature_dim": 128, "epochs": 6, "learning_rate": 1e-3,
-                 "batch_size": 64},
-    "released": dict(PAPER, encoder=None),  # None: each modality's kind picks (resnet18 / mlp)
-    "files": dict(PAPER, encoder=None),
+    "edge": EDGE,
+    "paper": PAPER,
+    "synthetic-rgbd": dict(_BUILT_IN, encoder="dscnn", feature_dim=128, epochs=10,
+                           learning_rate=3e-3, batch_size=32),
+    "av-mnist": dict(_BUILT_IN, encoder="lenet", feature_dim=128, epochs=6, learning_rate=1e-3,
+                     batch_size=64),
 }
+# What --preset a user can name; with none, the data source picks (DEFAULT_PRESET).
+PRESET_CHOICES = ("edge", "paper")
+# Own files get the edge preset; the released layout the paper's protocol, so that results
+# against the authors' script keep their meaning.
+DEFAULT_PRESET = {"files": "edge", "released": "paper", "synthetic-rgbd": "synthetic-rgbd",
+                  "av-mnist": "av-mnist"}
+# A deployed classifier above this many parameters is more than a Pi-class branch.
+PI_CLASS_PARAMETERS = 5_000_000
 
 # The comparisons of benchmarks/compare_methods.py: a data spec and the options every
 # method shares. Paired data (the teacher needs every sample in every modality),
@@ -73,9 +103,20 @@ BENCHMARKS = {
 TRAIN_DEFAULTS = {
     "method": "discomkd",
     "teacher_run": None,
+    # The preset the other values came from (config.json records the name; None: the data
+    # source's, DEFAULT_PRESET).
+    "preset": None,
     "epochs": PAPER["epochs"],
     "batch_size": PAPER["batch_size"],
     "learning_rate": PAPER["learning_rate"],
+    "schedule": "constant",  # or "cosine" (learning_rate.py), after warmup_epochs of linear ramp
+    "warmup_epochs": 0.0,
+    "weight_decay": 0.0,  # > 0: AdamW's decoupled weight decay, on every weight
+    # Stop when no modality's validation weighted F1 has improved for this many epochs (0: off).
+    "patience": 0,
+    # None, or "balanced": each modality's training loss weighs a sample of class c by
+    # n / (K * n_c) (Keras' class_weight meaning; L_cl and L_aux, the class-dependent terms).
+    "class_weight": None,
     "feature_dim": PAPER["feature_dim"],
     "encoders": {},
     # {modality: "imagenet" or the path of a backbone's .weights.h5}, loaded when the
@@ -103,10 +144,31 @@ TRAIN_DEFAULTS = {
 
 
 def describe_presets():
-    """One line per data source: its preset, for --help and the README."""
-    return "; ".join(f"{source}: {p['encoder'] or 'resnet18/mlp'}, D={p['feature_dim']}, "
-                     f"{p['epochs']} epochs, lr {p['learning_rate']:g}, batch {p['batch_size']}"
-                     for source, p in PRESETS.items())
+    """One line per preset, for --help and the README."""
+    def encoder(p):
+        if p["encoder"] == "edge":
+            return (f"{EDGE_ENCODERS['large']} (images >= {EDGE_MIN_SIDE} px) / "
+                    f"{EDGE_ENCODERS['small']} / {EDGE_ENCODERS['vector']}")
+        return p["encoder"] or "resnet18/mlp"
+
+    def line(name, p):
+        extra = "".join([f", {p['schedule']}" if p["schedule"] != "constant" else "",
+                         f", warm-up {p['warmup_epochs']:g}" if p["warmup_epochs"] else "",
+                         f", weight decay {p['weight_decay']:g}" if p["weight_decay"] else "",
+                         f", early stop after {p['patience']}" if p["patience"] else "",
+                         ", no augmentation" if p["augment"] == "none" else ""])
+        return (f"{name}: {encoder(p)}, D={p['feature_dim']}, {p['epochs']} epochs"
+                f"{' at most' if p['patience'] else ''}, lr {p['learning_rate']:g}{extra}, "
+                f"batch {p['batch_size']}")
+    return "; ".join(line(name, p) for name, p in PRESETS.items())
+
+
+def preset_name(options, source):
+    """The preset a run takes: options["preset"] if named, else the data source's."""
+    name = options.get("preset") or DEFAULT_PRESET[source]
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}; expected one of {', '.join(PRESET_CHOICES)}.")
+    return name
 
 
 def data_spec(source=None, data_dir=None, modalities=None, split_seed=None, synthetic_size=48,
@@ -157,30 +219,60 @@ def data_spec(source=None, data_dir=None, modalities=None, split_seed=None, synt
     return spec
 
 
-def choose_encoders(data, encoder_items, preset_encoder=None):
-    """{modality: family} from repeated `[MOD=]FAMILY` items (a bare FAMILY applies to
-    every non-vector modality); without items, the preset's family for those modalities."""
-    families = {}
+def edge_encoder(kind, shape):
+    """The edge preset's encoder family for a modality of `kind` and input `shape`."""
+    if kind == "vector" or len(shape) == 1:
+        return EDGE_ENCODERS["vector"]
+    return EDGE_ENCODERS["large" if min(shape[:2]) >= EDGE_MIN_SIDE else "small"]
+
+
+def choose_encoders(data, encoder_items, preset="paper"):
+    """{modality: family}: the preset's family for each modality, then repeated
+    `[MOD=]FAMILY` items over it (a bare FAMILY applies to every non-vector modality).
+    The paper's preset names none: the model's default (resnet18 / mlp) applies."""
+    family = PRESETS[preset]["encoder"]
+    if family == "edge":
+        families = {m: edge_encoder(data.kinds[m], data.input_shape(m)) for m in data.modalities}
+    elif family:
+        families = {m: family for m in data.modalities if data.kinds[m] != "vector"}
+    else:
+        families = {}
     for item in encoder_items:
         if "=" in item:
             name, family = (part.strip() for part in item.split("=", 1))
             families[name] = family
         else:
             families.update({m: item.strip() for m in data.modalities if data.kinds[m] != "vector"})
-    if not encoder_items and preset_encoder:
-        families = {m: preset_encoder for m in data.modalities if data.kinds[m] != "vector"}
     return families
 
 
+def choose_augment(data, augment, preset):
+    """{modality: policy}: `augment`'s, and for the others the preset's (None: the batches'
+    own default, the released flips and rotations for images)."""
+    default = PRESETS[preset]["augment"]
+    out = {m: default for m in data.modalities if default is not None}
+    out.update(augment or {})
+    return out
+
+
 def with_preset(options, source):
-    """`options` with every value left as None taken from the data source's preset
-    (an explicit value, 0 included, is kept and validated later)."""
-    preset = PRESETS[source]
-    out = dict(options)
-    for key in ("epochs", "batch_size", "learning_rate", "feature_dim"):
+    """`options` with every value left as None taken from the preset (options["preset"],
+    else the data source's; an explicit value, 0 included, is kept and validated later),
+    and options["preset"] set to the preset's name."""
+    name = preset_name(options, source)
+    preset = PRESETS[name]
+    out = dict(options, preset=name)
+    for key in PRESET_KEYS:
         if out.get(key) is None:
             out[key] = preset[key]
     return out
+
+
+def preset_choices(options, data, encoder_items=()):
+    """`options` (after with_preset) with the encoders and augmentation their preset
+    chooses for `data`'s modalities, where the user named none."""
+    return dict(options, encoders=choose_encoders(data, encoder_items, options["preset"]),
+                augment=choose_augment(data, options.get("augment"), options["preset"]))
 
 
 def versions():
@@ -223,6 +315,15 @@ def _check_values(config):
         if keras.backend.backend() not in ("tensorflow", "jax"):
             raise ConfigError(f"--strategy multiworker is TensorFlow's (TF_CONFIG) or JAX's; on "
                               f"the {keras.backend.backend()} backend use auto or mirrored.")
+    if config["tensorboard"]:
+        import importlib.util
+
+        import keras
+        # TensorFlow's summary writer needs the tensorboard package, which TensorFlow 2.21
+        # no longer installs.
+        if keras.backend.backend() == "tensorflow" and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("--tensorboard needs the tensorboard package: pip install "
+                              'tensorboard (or pip install -e ".[tensorflow]").')
     if config["precision"] not in PRECISIONS:
         raise ConfigError(f"Unknown precision {config['precision']!r}; expected one of {PRECISIONS}.")
     for key in ("epochs", "batch_size", "workers"):
@@ -235,6 +336,21 @@ def _check_values(config):
         raise ConfigError(f"checkpoint interval must be >= 0 seconds; got {config['checkpoint_seconds']!r}.")
     if not float(config["learning_rate"]) > 0:
         raise ConfigError(f"learning rate must be > 0; got {config['learning_rate']!r}.")
+    if config["schedule"] not in SCHEDULES:
+        raise ConfigError(f"Unknown schedule {config['schedule']!r}; expected one of {SCHEDULES}.")
+    if not 0 <= float(config["warmup_epochs"]) <= config["epochs"]:
+        raise ConfigError(f"warm-up must be between 0 and the {config['epochs']} epochs; got "
+                          f"{config['warmup_epochs']!r}.")
+    if not 0 <= float(config["weight_decay"]) < 1:
+        raise ConfigError(f"weight decay must be in [0, 1); got {config['weight_decay']!r}.")
+    patience = config["patience"]
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ConfigError(f"patience must be an integer >= 0 (0: no early stopping); got {patience!r}.")
+    if config["class_weight"] not in (None, "balanced"):
+        raise ConfigError(f"Unknown class weight {config['class_weight']!r}; expected 'balanced'.")
+    if config["preset"] is not None and config["preset"] not in PRESETS:
+        raise ConfigError(f"Unknown preset {config['preset']!r}; expected one of "
+                          f"{', '.join(PRESET_CHOICES)}.")
 
 
 def merged_options(options):
@@ -258,7 +374,7 @@ def resolve_config(spec, data, options):
     Raises ConfigError, DataError or RunError naming the first problem, before
     anything is written: the model's own argument checks run here too.
     """
-    from discomkd_keras.data.unpaired_batches import AUGMENTATIONS
+    from discomkd_keras.data.unpaired_batches import VECTOR_OPS, parse_augment
     from discomkd_keras.model import check_model_arguments
 
     config = merged_options(options)
@@ -266,9 +382,13 @@ def resolve_config(spec, data, options):
         if m not in data.modalities:
             raise DataError(f"Unknown modality {m!r}; the data has: {', '.join(data.modalities)}.")
     for m, policy in config["augment"].items():
-        if policy not in AUGMENTATIONS:
-            raise ConfigError(f"Unknown augmentation {policy!r} for {m!r}; expected one of "
-                              f"{', '.join(AUGMENTATIONS)}.")
+        try:
+            config["augment"][m] = policy = parse_augment(policy, m)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if data.kinds[m] == "vector" and policy not in ("none",) + VECTOR_OPS:
+            raise ConfigError(f"--augment {m}={policy}: {m} is a vector modality; only "
+                              f"{', '.join(('none',) + VECTOR_OPS)} apply to it.")
     _resolve_method(config, options, spec, data)
     config.update({
         "data": dict(spec, modalities=data.modalities),

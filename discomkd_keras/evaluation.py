@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from discomkd_keras.data import load_data
-from discomkd_keras.metrics import accuracy, confusion_matrix, weighted_f1
+from discomkd_keras.metrics import accuracy, confusion_matrix, macro_f1, weighted_f1
 from discomkd_keras.plots import plot_confusion, plot_embeddings
 from discomkd_keras.run_directory import (EVALUATION_DIR, RESULTS, RunError, deployed_names,
                                           load_best, load_checkpoint, read_run, write_json)
@@ -48,7 +48,9 @@ def predict_scores(classifier, x, batch_size, chunk_bytes=32 * 2**20):
 
 
 def score_best_classifiers(run_dir, data, config):
-    """Test accuracy and weighted F1 of every kept best classifier -> results.json."""
+    """Test accuracy, weighted F1 and macro F1 (every class present in the test split
+    counts the same: see metrics.macro_f1) of every kept best classifier -> results.json.
+    valid_weighted_f1 is the figure the classifier was kept for (best/<m>.json)."""
     run_dir = Path(run_dir)
     results = {}
     for m in deployed_names(config):
@@ -57,6 +59,7 @@ def score_best_classifiers(run_dir, data, config):
         pred = predict_scores(clf, x, config["batch_size"]).argmax(1)
         results[m] = {"test_accuracy": accuracy(y, pred),
                       "test_weighted_f1": weighted_f1(y, pred, data.num_classes),
+                      "test_macro_f1": macro_f1(y, pred, data.num_classes),
                       "best_epoch": best["epoch"], "valid_weighted_f1": best["f1"],
                       "test_samples": int(len(y)),
                       "parameters": int(clf.count_params()),

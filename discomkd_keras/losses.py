@@ -76,7 +76,16 @@ def modality_cross_entropy(logits, index, targets="labels"):
     return cross_entropy(ops.full_like(ops.cast(logits[:, 0], "int32"), index), logits)
 
 
-def loss_terms(outputs, labels, modalities, perp_mode="abs", modality_targets="labels"):
+def class_weighted(per_sample, sample_weight, modality):
+    """Per-sample losses times the sample weights of `modality` (Keras' class_weight
+    meaning: the mean over the batch stays a plain mean), or unchanged without weights."""
+    if sample_weight is None or sample_weight.get(modality) is None:
+        return per_sample
+    return per_sample * ops.cast(sample_weight[modality], "float32")
+
+
+def loss_terms(outputs, labels, modalities, perp_mode="abs", modality_targets="labels",
+               sample_weight=None):
     """The unweighted terms {cl, adv, mod, aux, perp} as float32 scalars.
 
     outputs: {modality: {"z_inv", "z_inf", "z_irr", "logits", "aux_inv",
@@ -84,6 +93,9 @@ def loss_terms(outputs, labels, modalities, perp_mode="abs", modality_targets="l
     labels:  {modality: integer class labels of that modality's batch}.
     modality_targets: `labels` (modality `modalities[i]` is class i) or
         `released` (see the module docstring).
+    sample_weight: None or {modality: per-sample weights} (class weights): they scale
+        the class-dependent terms L_cl and L_aux; the modality and orthogonality terms
+        do not depend on the class and stay unweighted.
 
     L_mod is one mean over the rows of both modality heads (D_inf and D_irr),
     so per sample it is the average of the two heads' losses, as released.
@@ -92,14 +104,15 @@ def loss_terms(outputs, labels, modalities, perp_mode="abs", modality_targets="l
     for index, modality in enumerate(modalities):
         out = outputs[modality]
         y = ops.cast(labels[modality], "int32")
-        per_sample["cl"].append(cross_entropy(y, out["logits"]))
+        per_sample["cl"].append(class_weighted(cross_entropy(y, out["logits"]), sample_weight,
+                                               modality))
         per_sample["adv"].append(modality_cross_entropy(out["adv"], index, modality_targets))
         per_sample["mod"].append(0.5 * (
             modality_cross_entropy(out["mod_inf"], index, modality_targets)
             + modality_cross_entropy(out["mod_irr"], index, modality_targets)))
-        per_sample["aux"].append(
-            cross_entropy(y, out["aux_inv"]) + cross_entropy(y, out["aux_inf"])
-        )
+        per_sample["aux"].append(class_weighted(
+            cross_entropy(y, out["aux_inv"]) + cross_entropy(y, out["aux_inf"]), sample_weight,
+            modality))
         per_sample["perp"].append(
             perpendicularity(out["z_inf"], out["z_irr"], perp_mode)
             + perpendicularity(out["z_inf"], out["z_inv"], perp_mode)

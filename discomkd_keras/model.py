@@ -140,7 +140,8 @@ class DisCoMKD(BranchClassifiers):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         self._check_labels(y)
-        terms = loss_terms(y_pred, y, self.modalities, self.perp_mode, self.modality_targets)
+        terms = loss_terms(y_pred, y, self.modalities, self.perp_mode, self.modality_targets,
+                           sample_weight)
         self.track_terms(terms)
         return replica_loss(self, total_loss(terms, self.loss_weights))
 

@@ -54,7 +54,10 @@ class MultimodalTeacher(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is None:
             raise ValueError("The teacher needs labels: y = {modality: class labels}.")
-        return replica_loss(self, keras.ops.mean(cross_entropy(self._labels(y), y_pred)))
+        per_sample = cross_entropy(self._labels(y), y_pred)
+        if isinstance(sample_weight, dict):  # class weights: paired rows, one label per row
+            per_sample = per_sample * keras.ops.cast(sample_weight[self.modalities[0]], "float32")
+        return replica_loss(self, keras.ops.mean(per_sample))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.accuracy_tracker.update_state(self._labels(y), y_pred)

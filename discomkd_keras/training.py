@@ -18,13 +18,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from discomkd_keras.config import (PAIRED_METHODS, PRESETS, STUDENT_METHODS, ConfigError,
-                                   branch_of, choose_encoders, merged_options, resolve_config,
-                                   with_preset)
+from discomkd_keras.config import (PAIRED_METHODS, STUDENT_METHODS, ConfigError, branch_of,
+                                   merged_options, preset_choices, resolve_config, with_preset)
 from discomkd_keras.data import load_data
 from discomkd_keras.encoders import ADAM_EPSILON, apply_pretrained
 from discomkd_keras.evaluation import predict_scores, score_best_classifiers, split_xy
 from discomkd_keras.gradient_reversal import GRLScheduler
+from discomkd_keras.learning_rate import make_learning_rate
 from discomkd_keras.metrics import accuracy, weighted_f1
 from discomkd_keras.model import DisCoMKD
 from discomkd_keras.plots import plot_history
@@ -71,10 +71,16 @@ def build_model(config):
                     conventions=conventions, branch=branch)
 
 
-def make_optimizer(config):
-    """Adam with the run's learning rate and its conventions' epsilon (PyTorch 1e-8)."""
-    return keras.optimizers.Adam(config["learning_rate"],
-                                 epsilon=ADAM_EPSILON[config.get("conventions", "keras")])
+def make_optimizer(config, steps_per_epoch=1):
+    """Adam with the run's learning rate (a float, or its warm-up / cosine schedule over
+    the epoch ceiling) and its conventions' epsilon (PyTorch 1e-8); AdamW when the run
+    has a weight decay (decoupled, on every weight: Keras' default)."""
+    learning_rate = make_learning_rate(config, steps_per_epoch)
+    epsilon = ADAM_EPSILON[config.get("conventions", "keras")]
+    weight_decay = float(config.get("weight_decay") or 0.0)
+    if weight_decay:
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, epsilon=epsilon)
+    return keras.optimizers.Adam(learning_rate, epsilon=epsilon)
 
 
 # --- devices and precision -----------------------------------------------------
@@ -243,6 +249,8 @@ class RunRecorder(keras.callbacks.Callback):
         self.step_offset = 0  # steps of the first epoch taken before a resumed interruption
         self.stop_requested = False
         self.stopped_at = None  # (epochs done, steps of the next) once stopped by a request
+        self.patience = int(config.get("patience") or 0)
+        self.stopped_early = None  # {"epoch", "reason"} once early stopping ended the run
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -279,10 +287,15 @@ class RunRecorder(keras.callbacks.Callback):
         started = time.perf_counter()
         self._validate(epoch, row)
         row["validation_seconds"] = round(time.perf_counter() - started, 3)
+        if logs is not None:  # the callbacks after this one (TensorBoard, CSVLogger, a
+            for name in self.classifiers:  # user's EarlyStopping) and History read them
+                logs[f"val_{name}_f1"] = row[f"val_{name}_f1"]
+                logs[f"val_{name}_accuracy"] = row[f"val_{name}_acc"]
         self.rows.append(row)
+        self._check_patience(epoch)
         now = time.perf_counter()
         due = (epoch + 1 >= self.config["epochs"] or self.checkpoint_seconds <= 0
-               or self.stop_requested
+               or self.stop_requested or self.stopped_early is not None
                or now - self._last_checkpoint + (now - self._start) > self.checkpoint_seconds)
         staged = self._stage_checkpoint(epoch + 1, 0) if due else None
         if due:
@@ -297,6 +310,34 @@ class RunRecorder(keras.callbacks.Callback):
         if self.stop_requested:
             self.model.stop_training = True
             self.stopped_at = (epoch + 1, 0)
+        elif self.stopped_early is not None:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        """A callback after this one (a user's EarlyStopping) stopped training: checkpoint
+        the last epoch, so best/ holds the best classifiers and the run counts as finished."""
+        if not self.model.stop_training or self.stop_requested or self.stopped_early or not self.rows:
+            return
+        last = int(self.rows[-1]["epoch"])
+        if last >= self.config["epochs"] or self.state["epoch"] >= last:
+            return
+        self.stopped_early = {"epoch": last, "reason": "a callback stopped training "
+                              "(model.stop_training)"}
+        try:
+            self._save(last - 1, self._stage_checkpoint(last, 0))
+        except DiskFullError as err:
+            raise DiskFullError(f"{err}. The run keeps its last checkpoint (epoch "
+                                f"{self.state['epoch']}) and best/ as they were.") from None
+
+    def _check_patience(self, epoch):
+        """Early stopping: the run ends once no kept classifier's validation weighted F1
+        has improved for `patience` epochs (each one's best epoch is already kept)."""
+        waited = epochs_without_improvement(self.rows, list(self.classifiers))
+        if self.patience and waited >= self.patience and epoch + 1 < self.config["epochs"]:
+            self.stopped_early = {
+                "epoch": epoch + 1,
+                "reason": f"no modality's validation weighted F1 improved for {waited} epochs "
+                          f"(--patience {self.patience})"}
 
     def _holder(self, m):
         """A twin of classifier m of its own class (clone_model loses subclasses), on this
@@ -345,6 +386,8 @@ class RunRecorder(keras.callbacks.Callback):
                 tmp.unlink(missing_ok=True)
             raise
         state.update({"epoch": epochs_done, "checkpoint": checkpoint})
+        if self.stopped_early is not None:
+            state["stopped_early"] = self.stopped_early
         state.pop("step", None)
         if step:
             state["step"] = step
@@ -374,22 +417,40 @@ class RunRecorder(keras.callbacks.Callback):
                 (self.run_dir / previous).unlink(missing_ok=True)
 
 
+def epochs_without_improvement(rows, names):
+    """Epochs since the last one in which any of `names` reached a validation weighted F1
+    above all its earlier ones (history rows, oldest first; the first epoch improves)."""
+    best, waited = {}, 0
+    for row in rows:
+        improved = False
+        for name in names:
+            f1 = row.get(f"val_{name}_f1")
+            if f1 is not None and (name not in best or float(f1) > best[name]):
+                best[name], improved = float(f1), True
+        waited = 0 if improved else waited + 1
+    return waited
+
+
 def epoch_line(row, logs, epochs, names):
     """One plain line for a log file: the epoch, the losses Keras' bar shows, each
     modality's validation weighted F1 and the time spent."""
-    losses = "  ".join(f"{k} {float(v):.4f}" for k, v in logs.items())
+    losses = "  ".join(f"{k} {float(v):.4f}" for k, v in logs.items() if not k.startswith("val_"))
     f1 = "  ".join(f"{m} {row[f'val_{m}_f1']:.4f}" for m in names)
     return (f"epoch {row['epoch']}/{epochs}  {losses}  |  val F1 {f1}  |  "
             f"{row['seconds']:.1f} s train, {row['validation_seconds']:.1f} s valid")
 
 
 # --- train ------------------------------------------------------------------------
-def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, log=print, verbose=1):
-    """Load the data of `spec`, resolve the config (the source's preset where an
-    option is None or no encoder is named), create the run directory and train;
-    return (run_dir, config, results).
+def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, log=print, verbose=1,
+              probe_steps=None, callbacks=()):
+    """Load the data of `spec`, resolve the config (the preset's values where an option
+    is None: options["preset"], else the data source's), create the run directory and
+    train; return (run_dir, config, results).
 
     encoder_items: `[MOD=]FAMILY` strings, as `--encoder` takes them.
+    probe_steps: None, no plan; else print the plan (plan.py) first, with a time
+        estimate from that many timed training steps when > 0.
+    callbacks: more Keras callbacks for fit (see train_run).
     """
     options = with_preset(options, spec["source"])
     merged_options(options)  # bad values fail before the data loads
@@ -399,20 +460,25 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
     data = load_data(spec)
     if data.description:
         log(data.description)
-    options = dict(options,
-                   encoders=choose_encoders(data, encoder_items, PRESETS[spec["source"]]["encoder"]))
-    config = resolve_config(spec, data, options)
+    config = resolve_config(spec, data, preset_choices(options, data, encoder_items))
     worker = multiworker_task() if config["strategy"] == "multiworker" else None
     if worker and not worker["chief"]:
         with _worker_dir(worker, log) as scratch:
-            return None, config, train_run(config, scratch, data=data, verbose=verbose, log=log)
+            return None, config, train_run(config, scratch, data=data, verbose=verbose, log=log,
+                                           callbacks=callbacks)
     run_dir = prepare_run_dir(run_dir or default_run_dir(data.name), overwrite=overwrite)
     log(f"Run directory: {run_dir}")
     described = [f"{m} {tuple(shape)} [{config['encoders'].get(m, 'default')}]"
                  for m, shape in config["input_shapes"].items()]
     log(f"Method {config['method']}; modalities: {', '.join(described)}; "
         f"{len(config['class_names'])} classes; {config['epochs']} epochs")
-    return run_dir, config, train_run(config, run_dir, data=data, verbose=verbose, log=log)
+    if probe_steps is not None:
+        from discomkd_keras.plan import make_plan, plan_lines
+
+        for line in plan_lines(make_plan(config, data, probe_steps)):
+            log(line)
+    return run_dir, config, train_run(config, run_dir, data=data, verbose=verbose, log=log,
+                                      callbacks=callbacks)
 
 
 def resume_run(run_dir, log=print, verbose=1):
@@ -533,7 +599,7 @@ def _stop_on_ctrl_c(recorder):
         signal.signal(signal.SIGINT, previous)
 
 
-def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print):
+def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print, callbacks=()):
     """Train (or resume) the run in `run_dir`; return {modality: test metrics}.
 
     verbose: 0 silent, 1 Keras' progress bar (a terminal), 2 one plain line per
@@ -541,7 +607,10 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print):
 
     For a new run, `config` comes from `resolve_config` and `run_dir` from
     `prepare_run_dir`. With `resume`, both the config and the data spec are
-    read back from `run_dir`. The process holds the run directory's lock
+    read back from `run_dir`. `callbacks` (Keras callbacks: CSVLogger, EarlyStopping, your
+    own) run after the run's own, so their `logs` hold each kept classifier's validation
+    weighted F1 and accuracy as val_<name>_f1 and val_<name>_accuracy. The process holds
+    the run directory's lock
     throughout (RunError if a live run holds it). Ctrl-C stops at the next step
     with a checkpoint and raises RunInterrupted; a full disk raises DiskFullError.
     """
@@ -549,7 +618,7 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print):
     lock = lock_run_dir(run_dir)
     policy = keras.mixed_precision.global_policy().name
     try:
-        return _train_locked(config, run_dir, data, resume, verbose, log)
+        return _train_locked(config, run_dir, data, resume, verbose, log, callbacks)
     finally:
         # The run's precision is its own: the caller's models (a test, a notebook) keep theirs.
         keras.mixed_precision.set_global_policy(policy)
@@ -557,14 +626,29 @@ def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print):
             lock.close()
 
 
-def _train_locked(config, run_dir, data, resume, verbose, log):
-    from discomkd_keras.data.unpaired_batches import PairedBatches, UnpairedBatches
+def make_batches(config, data, epoch=0, share=(0, 1)):
+    """The run's training batches: paired rows for a teacher and its students, else one
+    stream per modality; per-sample class weights with --class-weight balanced."""
+    from discomkd_keras.data.unpaired_batches import (PairedBatches, UnpairedBatches,
+                                                      balanced_class_weights)
 
+    paired = config.get("method") in PAIRED_METHODS
+    weights = balanced_class_weights(data) if config.get("class_weight") == "balanced" else None
+    return (PairedBatches if paired else UnpairedBatches)(
+        data, batch_size=config["batch_size"], augment=config["augment"], seed=config["seed"],
+        epoch=epoch, workers=config["workers"], share=share, class_weights=weights)
+
+
+def _train_locked(config, run_dir, data, resume, verbose, log, extra_callbacks=()):
     if resume:
         config, state = read_run(run_dir)
         if state["epoch"] >= config["epochs"]:
             raise RunError(f"{run_dir} already finished all {config['epochs']} epochs; "
                            "nothing to resume (evaluate it with: discomkd-keras evaluate).")
+        if state.get("stopped_early"):
+            raise RunError(f"{run_dir} stopped early at epoch {state['stopped_early']['epoch']} "
+                           f"({state['stopped_early']['reason']}); nothing to resume (evaluate "
+                           "it with: discomkd-keras evaluate).")
     else:
         write_json(run_dir / CONFIG, config)
         state = fresh_state()
@@ -579,7 +663,6 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
     strategy = make_strategy(config["strategy"])
     if getattr(strategy, "num_replicas_in_sync", 1) > 1:
         print(f"Training on {strategy.num_replicas_in_sync} replicas")
-    paired = config.get("method") in PAIRED_METHODS
     share = (0, 1)
     if _across_processes():  # each process feeds its share of every global batch
         import jax
@@ -587,9 +670,7 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
         if config["batch_size"] % share[1]:
             raise ConfigError(f"--batch-size {config['batch_size']} must be a multiple of the "
                               f"{share[1]} processes that share each batch.")
-    batches = (PairedBatches if paired else UnpairedBatches)(
-        data, batch_size=config["batch_size"], augment=config["augment"], seed=config["seed"],
-        epoch=state["epoch"], workers=config["workers"], share=share)
+    batches = make_batches(config, data, epoch=state["epoch"], share=share)
     # Rows of epochs after the last checkpoint (a crash between the two writes) are dropped.
     rows = [r for r in read_history(run_dir) if r["epoch"] <= state["epoch"]]
 
@@ -605,7 +686,7 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
             if isinstance(model, DistilledStudents):
                 model.load_teacher_weights(
                     load_model_file(best_path(config["teacher_run"], "teacher")))
-            model.compile(optimizer=make_optimizer(config))
+            model.compile(optimizer=make_optimizer(config, len(batches)))
         if isinstance(model, MultimodalTeacher):
             classifiers = {"teacher": model}
         else:
@@ -626,6 +707,7 @@ def _train_locked(config, run_dir, data, resume, verbose, log):
     callbacks = schedules + callbacks
     if config["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    callbacks += list(extra_callbacks)
     epoch, step = state["epoch"], state.get("step", 0)
     fit_verbose = 1 if verbose == 1 else 0
     # `batches` is an endless stream that set_epoch positions; Keras must not reorder it.

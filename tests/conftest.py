@@ -6,6 +6,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 # Quiet TensorFlow's start-up chatter in test logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `train` times a few steps for its plan; the tests that check the plan's timing ask for it.
+os.environ.setdefault("DISCOMKD_PROBE_STEPS", "0")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

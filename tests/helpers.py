@@ -58,3 +58,20 @@ def card_fields(**changes):
         representative_samples=100, verification={"threshold": 0.98, "passed": True})
     base.update(changes)
     return base
+
+
+def stop_after_steps(monkeypatch, epochs, steps):
+    """Make the next run stop as Ctrl-C does, after `epochs` whole epochs and `steps` steps
+    of the next (RunRecorder.stop_requested, checked at each step's end)."""
+    from discomkd_keras import training
+
+    seen = []
+    on_train_batch_end = training.RunRecorder.on_train_batch_end
+
+    def stop(self, batch, logs=None):
+        seen.append(batch)
+        if len(seen) == epochs * self.steps + steps:
+            self.stop_requested = True
+        on_train_batch_end(self, batch, logs)
+
+    monkeypatch.setattr(training.RunRecorder, "on_train_batch_end", stop)

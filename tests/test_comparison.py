@@ -281,6 +281,8 @@ def test_compare_on_the_built_in_set_runs_the_committed_comparison():
     assert seen["spec"] == committed["data"] and list(range(seen["seeds"])) == committed["seeds"]
     options = dict(committed["options"])
     assert options.pop("discomkd_variant") == {}
+    # The preset is recorded by name since --preset exists; its values are the committed ones.
+    assert seen["options"].pop("preset") == "synthetic-rgbd"
     # Options added since that comparison ran hold their defaults, the settings its runs had.
     newer = {k: v for k, v in seen["options"].items() if k not in options}
     assert newer == {k: TRAIN_DEFAULTS[k] for k in newer}

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from discomkd_keras import training
 from discomkd_keras.cli import main
 from discomkd_keras.run_directory import load_model_file, read_history, read_run
-from helpers import write_released
+from helpers import stop_after_steps, write_released
 
 pytestmark = pytest.mark.portable
 
@@ -85,16 +84,7 @@ def test_same_seed_same_weights_and_history_on_a_loaded_machine(reference, tmp_p
 def test_a_run_stopped_mid_epoch_and_resumed_ends_with_the_uninterrupted_weights(
         reference, tmp_path, monkeypatch):
     data, (rows, weights, best) = reference
-    steps_seen = []
-    on_train_batch_end = training.RunRecorder.on_train_batch_end
-
-    def stop_in_epoch_2(self, batch, logs=None):  # as Ctrl-C does, at step 5 of epoch 2
-        steps_seen.append(batch)
-        if len(steps_seen) == self.steps + 5:
-            self.stop_requested = True
-        on_train_batch_end(self, batch, logs)
-
-    monkeypatch.setattr(training.RunRecorder, "on_train_batch_end", stop_in_epoch_2)
+    stop_after_steps(monkeypatch, 1, 5)  # as Ctrl-C does, at step 5 of epoch 2
     run = tmp_path / "run"
     result = cli("train", "--data-dir", data, "--run-dir", run, "--epochs", 3, "--batch-size", 16,
                  "--encoder", "rgb=lenet", "--feature-dim", 8, "--lr", 3e-3, "--seed", 7,

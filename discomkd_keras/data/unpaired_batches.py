@@ -10,6 +10,25 @@ always full (steady shapes: no retracing, no 1-sample BatchNorm batches).
 NumPy only (the pipeline also feeds the JAX backend, where TensorFlow may be
 absent); augmentation is vectorised over the batch.
 
+Augmentation, per modality, is a whole policy or a combination of operations
+named by what they do, as a comma-separated string such as "flip,crop,noise"
+(applied in `AUGMENT_OPS` order, each sample with its own draws):
+  flip      left-right mirror, p 0.5 (never vertical: that would turn
+            gravity-aligned scenes upside down);
+  rot90     rotation by k * 90 degrees, k uniform in {0, 1, 2, 3} (only
+            {0, 2} for non-square images, whose shape must not change);
+  crop      random translation: pad each side by an eighth of the size (at
+            least 1 pixel) replicating the edge, then cut back a window of the
+            original size at a random offset;
+  contrast  per channel, scale the deviation from the sample's mean by a
+            factor in [0.8, 1.2];
+  noise     add Gaussian noise of 0.05 times the sample's own std (scale-free;
+            the only op that also applies to vectors (N, F)).
+Whole policies: "released" (the authors' flips and rotations), "independent"
+(this project's first policy) and "none". Flips and rotations are not the
+default for own files: digits, text and gravity-aligned scenes change meaning
+under them (a 6 becomes a 9); "crop,contrast" is the safe choice there.
+
 Same seed, same batches: a batch is a pure function of (seed, epoch, step),
 never of state that Keras' callbacks change. Keras sees one endless stream
 (`fit(..., steps_per_epoch=len(batches), shuffle=False)`) whose item i is the
@@ -29,7 +48,10 @@ import threading
 import keras
 import numpy as np
 
-AUGMENTATIONS = ("released", "independent", "none")
+AUGMENT_POLICIES = ("released", "independent", "none")  # whole policies: never combined
+AUGMENT_OPS = ("flip", "rot90", "crop", "contrast", "noise")
+AUGMENTATIONS = AUGMENT_POLICIES + AUGMENT_OPS
+VECTOR_OPS = ("noise",)  # the ops that mean something without an image grid
 
 
 def _per_sample(mask):
@@ -58,7 +80,8 @@ def augment_images(x, rng, policy="released"):
             x = np.where(_per_sample(rng.random(n) < 0.5), np.rot90(x, axes=(1, 2)), x)
         return x
     if policy != "released":
-        raise ValueError(f"Unknown augmentation {policy!r}; expected one of {AUGMENTATIONS}.")
+        raise ValueError(f"Unknown augmentation {policy!r}; expected one of "
+                         f"{', '.join(AUGMENT_POLICIES[:2])}.")
     transform = rng.random(n) < 0.5
     h_flip = transform & (rng.random(n) < 0.5)
     v_flip = transform & (rng.random(n) < 0.5)
@@ -72,30 +95,167 @@ def augment_images(x, rng, policy="released"):
     return x
 
 
+def parse_augment(text, modality=None):
+    """The normalised form of a policy string (see the module docstring).
+
+    A whole policy ("released", "independent", "none") is returned as is;
+    ops are de-duplicated and put in `AUGMENT_OPS` order: " crop,flip,crop"
+    -> "flip,crop". ValueError (one line, naming the bad word and the valid
+    ones) for an empty string, an unknown word, or a whole policy combined
+    with anything else.
+    """
+    return _parse_augment(text, where=f" for {modality!r}" if modality else "")
+
+
+def _parse_augment(text, where=""):
+    valid = ", ".join(AUGMENTATIONS)
+    if not isinstance(text, str):
+        raise ValueError(f"Augmentation{where} must be a string such as 'flip,crop'; "
+                         f"got {text!r}; valid words: {valid}.")
+    words = [w.strip() for w in text.split(",")]
+    if words == [""]:
+        raise ValueError(f"Empty augmentation{where}; expected 'none' or one or more of "
+                         f"{valid} (ops joined by ',').")
+    for w in words:
+        if w not in AUGMENTATIONS:
+            raise ValueError(f"Unknown augmentation {w!r}{where}; expected one of {valid} "
+                             "(ops joined by ',').")
+    unique = set(words)
+    whole = [w for w in AUGMENT_POLICIES if w in unique]
+    if whole and len(unique) > 1:
+        raise ValueError(f"Augmentation {whole[0]!r}{where} is a whole policy and cannot be "
+                         f"combined with {', '.join(sorted(unique - {whole[0]}))}; use it "
+                         f"alone, or combine only the ops {', '.join(AUGMENT_OPS)}.")
+    if whole:
+        return whole[0]
+    return ",".join(op for op in AUGMENT_OPS if op in unique)
+
+
+def _check_fits(policy, ndim):
+    """ValueError when `policy` (normalised) cannot apply to batches of `ndim` axes."""
+    if ndim == 4 or policy == "none":
+        return
+    for word in policy.split(","):
+        if word not in VECTOR_OPS:
+            raise ValueError(f"Augmentation {word!r} needs images (N, H, W, C); got a batch of "
+                             f"{ndim} axes. For vectors only {', '.join(VECTOR_OPS)} applies.")
+
+
+def augment_batch(x, rng, policy):
+    """`x` augmented by `policy` (a string `parse_augment` accepts), drawing from `rng`.
+
+    x: images/spectrograms (N, H, W, C) or vectors (N, F) (vectors: "noise"
+    only). The result has x's shape and dtype. "released" and "independent"
+    are `augment_images`, bit for bit.
+    """
+    policy = parse_augment(policy)
+    x = np.asarray(x)
+    _check_fits(policy, x.ndim)
+    if policy == "none":
+        return x
+    if policy in AUGMENT_POLICIES:
+        return augment_images(x, rng, policy)
+    out = x
+    for op in policy.split(","):  # already in AUGMENT_OPS order
+        out = _OPS[op](out, rng)
+    return out.astype(x.dtype, copy=False)
+
+
+def _flip(x, rng):
+    mirrored = rng.random(len(x)) < 0.5
+    return np.where(_per_sample(mirrored), x[:, :, ::-1], x)  # axis 2 is the width
+
+
+def _rot90(x, rng):
+    n = len(x)
+    if x.shape[1] == x.shape[2]:
+        quarter_turns = rng.integers(0, 4, n)
+    else:  # 90 and 270 degrees would swap height and width
+        quarter_turns = 2 * rng.integers(0, 2, n)
+    out = x.copy()
+    for k in (1, 2, 3):
+        chosen = quarter_turns == k
+        if chosen.any():
+            out[chosen] = np.rot90(x[chosen], k, axes=(1, 2))
+    return out
+
+
+def _crop(x, rng):
+    n, h, w = x.shape[:3]
+    pad_h, pad_w = max(1, round(h / 8)), max(1, round(w / 8))
+    padded = np.pad(x, ((0, 0), (pad_h, pad_h), (pad_w, pad_w), (0, 0)), mode="edge")
+    top = rng.integers(0, 2 * pad_h + 1, n)
+    left = rng.integers(0, 2 * pad_w + 1, n)
+    rows = top[:, None] + np.arange(h)  # (N, H): each sample's window rows
+    cols = left[:, None] + np.arange(w)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _working_dtype(x):
+    return np.result_type(x.dtype, np.float32)  # float32 stays float32; integers become float
+
+
+def _contrast(x, rng):
+    dtype = _working_dtype(x)
+    # Statistics in float64: the channel mean must survive the scaling exactly.
+    mean = x.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
+    factor = rng.uniform(0.8, 1.2, (len(x), 1, 1, x.shape[3]))
+    return _cast_like(mean + factor * (x - mean), x, dtype)
+
+
+def _noise(x, rng):
+    dtype = _working_dtype(x)
+    axes = tuple(range(1, x.ndim))
+    scale = 0.05 * x.std(axis=axes, keepdims=True, dtype=np.float64)
+    noise = rng.standard_normal(x.shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+    return _cast_like(x + scale.astype(dtype) * noise, x, dtype)
+
+
+def _cast_like(values, x, dtype):
+    """`values` in x's dtype (integers rounded and kept in range)."""
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(x.dtype)
+    return values.astype(dtype, copy=False)
+
+
+_OPS = {"flip": _flip, "rot90": _rot90, "crop": _crop, "contrast": _contrast, "noise": _noise}
+assert tuple(_OPS) == AUGMENT_OPS
+
+
 class UnpairedBatches(keras.utils.PyDataset):
     """Training batches of a `MultiModalDataset` split, one stream per modality.
 
-    augment: {modality: "released" | "independent" | "none"} (see
-        `augment_images`); by default images get `released` and
+    augment: {modality: policy}, a policy being "released", "independent",
+        "none" or ops such as "flip,crop,noise" (see `parse_augment` and
+        `augment_batch`); by default images get `released` and
         spectrograms/vectors none.
     """
 
     def __init__(self, data, batch_size=128, split="train", augment=None, seed=0,
-                 epoch=0, share=(0, 1), **kwargs):
+                 epoch=0, share=(0, 1), class_weights=None, **kwargs):
         super().__init__(**kwargs)
         self.modalities = data.modalities
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
         self.seed = int(seed)
+        # {modality: weight of each class}: batches then carry per-sample weights, the
+        # (x, y, sample_weight) Keras passes to compute_loss.
+        self.class_weights = ({m: np.asarray(w, np.float32) for m, w in class_weights.items()}
+                              if class_weights else None)
         self.x, self.y = {}, {}
         for m in self.modalities:
             self.x[m], self.y[m] = data.split(m, split)
         default = {m: "released" if data.kinds[m] == "image" else "none" for m in self.modalities}
-        self.augment = {**default, **(augment or {})}
-        for m, a in self.augment.items():
-            if a not in AUGMENTATIONS:
-                raise ValueError(f"Unknown augmentation {a!r} for {m!r}; expected {AUGMENTATIONS}.")
+        self.augment = {}
+        for m, policy in {**default, **(augment or {})}.items():
+            self.augment[m] = parse_augment(policy, m)
+            if m in self.x:  # fail here, not in a worker thread mid-epoch
+                try:
+                    _check_fits(self.augment[m], self.x[m].ndim)
+                except ValueError as error:
+                    raise ValueError(f"{m!r}: {error}") from None
         self.steps = math.ceil(max(len(v) for v in self.y.values()) / self.batch_size)
         self.share = tuple(int(v) for v in share)  # (process, processes): rows of a batch fed here
         if self.batch_size % self.share[1]:
@@ -148,18 +308,36 @@ class UnpairedBatches(keras.utils.PyDataset):
             x = self.x[m][rows]
             if self.augment[m] != "none":
                 stream = self._augmentation_stream(i)
-                x = augment_images(x, np.random.default_rng([self.seed, epoch, step, stream, 1]),
-                                   self.augment[m])
+                x = augment_batch(x, np.random.default_rng([self.seed, epoch, step, stream, 1]),
+                                  self.augment[m])
             xs[m], ys[m] = x, self.y[m][rows]
         part, parts = self.share
         if parts > 1:  # this process's rows of the global batch
             n = self.batch_size // parts
             xs = {m: v[part * n:(part + 1) * n] for m, v in xs.items()}
             ys = {m: v[part * n:(part + 1) * n] for m, v in ys.items()}
-        return {m: np.ascontiguousarray(v) for m, v in xs.items()}, ys
+        xs = {m: np.ascontiguousarray(v) for m, v in xs.items()}
+        if self.class_weights is None:
+            return xs, ys
+        return xs, ys, {m: self.class_weights[m][v] for m, v in ys.items()}
 
     def _augmentation_stream(self, modality_index):
         return modality_index  # independent flips per modality
+
+
+def balanced_class_weights(data, split="train"):
+    """{modality: weight per class} with Keras' (and scikit-learn's) "balanced" meaning:
+    n / (K * n_c) over the modality's `split` labels, so every class carries the same
+    total weight; a class absent from the split gets weight 0 (no sample carries it)."""
+    out = {}
+    for m in data.modalities:
+        _, y = data.split(m, split)
+        counts = np.bincount(np.asarray(y, np.int64), minlength=data.num_classes)
+        present = counts > 0
+        weights = np.zeros(data.num_classes, np.float32)
+        weights[present] = len(y) / (present.sum() * counts[present])
+        out[m] = weights
+    return out
 
 
 class PairedBatches(UnpairedBatches):
