@@ -313,7 +313,8 @@ def train(encoders, resume_dir, run_dir, overwrite, quiet, probe_steps, **option
         fail(str(err))
     print_summary(run_dir, results, config)
     if run_dir is not None:
-        click.echo(stop_line(run_dir, config))
+        click.echo(f"Preset {config.get('preset') or '-'} (every resolved value in "
+                   f"{run_dir}/config.json). {stop_line(run_dir, config)}")
 
 
 @main.command()

@@ -138,7 +138,7 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
     from discomkd_keras.config import resolve_config
     from discomkd_keras.data import load_data
     from discomkd_keras.run_directory import RunError, prepare_run_dir
-    from discomkd_keras.training import train_run
+    from discomkd_keras.training import RunInterrupted, train_run
 
     plan = plan_runs(seeds, methods)
     data = data if data is not None else load_data(data_spec)
@@ -194,7 +194,18 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
                 f"{_duration(started - started_all)}{remaining}")
             config = config_of(seed, label, change)  # a student's teacher has trained by now
             prepare_run_dir(run_dir, overwrite=True)
-            results = train_run(config, run_dir, data=data, verbose=verbose, log=log)
+            try:
+                results = train_run(config, run_dir, data=data, verbose=verbose, log=log)
+            except RunInterrupted:
+                # The comparison trains an unfinished run anew (prepare_run_dir above empties
+                # its folder); only a finished run is reused.
+                finished = len(plan) - len(todo) + trained
+                raise RunInterrupted(
+                    f"Interrupted: the comparison has {finished} of {len(plan)} runs finished "
+                    f"({run_dir} checkpointed). Run the same compare command again to continue: "
+                    "finished runs are reused, but this run restarts from scratch. To keep its "
+                    f"checkpointed epochs, first finish it with: discomkd-keras train --resume "
+                    f"{run_dir}") from None
             trained_seconds += time.perf_counter() - started
             trained += 1
             how = f"{time.perf_counter() - started:.0f} s"

@@ -510,6 +510,11 @@ def multiworker_task(environ=os.environ, backend=None):
         except (KeyError, ValueError) as err:
             raise ConfigError(f"JAX_PROCESS_ID and JAX_NUM_PROCESSES must be integers ({err!r}).") \
                 from None
+        if count < 1:
+            raise ConfigError(f"JAX_NUM_PROCESSES={count}: a cluster has at least 1 process.")
+        if not 0 <= index < count:
+            raise ConfigError(f"JAX_PROCESS_ID={index} is outside the cluster: JAX_NUM_PROCESSES="
+                              f"{count} numbers its processes 0 to {count - 1}.")
         return {"type": "process", "index": index, "chief": index == 0, "workers": count}
     raw = environ.get("TF_CONFIG")
     if not raw:
@@ -520,6 +525,20 @@ def multiworker_task(environ=os.environ, backend=None):
         kind, index = task["type"], int(task.get("index", 0))
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"TF_CONFIG is not a cluster and task ({err!r}): {raw[:200]}") from None
+    if not isinstance(cluster, dict) or not all(isinstance(v, list) for v in cluster.values()) \
+            or not isinstance(kind, str):
+        raise ConfigError("TF_CONFIG is not a cluster {task type: [addresses]} and a task "
+                          f"{{\"type\": name, \"index\": number}}: {raw[:200]}")
+    size = len(cluster.get(kind, []))
+    if not 0 <= index < size:
+        this = json.dumps({"type": kind, "index": index})
+        if size:
+            has = f"1 {kind!r} task (index 0)" if size == 1 else \
+                f"{size} {kind!r} tasks (index 0 to {size - 1})"
+        else:
+            types = ", ".join(f"{len(v)} {k!r}" for k, v in cluster.items()) or "none"
+            has = f"no {kind!r} task (its tasks: {types})"
+        raise ConfigError(f"TF_CONFIG: task {this} is outside its cluster, which has {has}.")
     chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
     workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
     return {"type": kind, "index": index, "chief": chief, "workers": workers}

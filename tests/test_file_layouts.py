@@ -304,8 +304,10 @@ def test_eight_bit_png_where_16_bit_depth_is_expected(tmp_path):
     Image.fromarray(np.full((20, 24), 7, np.uint8)).save(bad)
     with pytest.raises(DataError) as info:
         load_files(tree)
-    assert str(info.value).startswith(f"{bad}: 8-bit grayscale image, but this depth model takes "
-                                      "a 1-channel 16-bit PNG in millimetres")
+    # the modality's encoding is its majority's (14 16-bit PNGs): the 8-bit one is named
+    assert str(info.value) == ("depth: 14 files are 16-bit depth PNGs but 1 is 8-bit: "
+                               f"{bad.relative_to(tree)}; remove or convert it, or pass "
+                               "--skip-bad-files to leave it out.")
 
 
 def test_empty_class_and_class_sets_that_differ(tmp_path):

@@ -140,6 +140,7 @@ def test_plan_counts_the_deployed_classifier_and_flags_a_big_one(data_dir):
 
 
 # --- learning-rate schedule, weight decay, resume -------------------------------------
+@pytest.mark.portable
 def test_warmup_cosine_learning_rates_step_by_step():
     schedule = WarmupSchedule(0.01, total_steps=10, warmup_steps=2, decay="cosine")
     got = [float(schedule(step)) for step in range(12)]
@@ -153,6 +154,7 @@ def test_warmup_cosine_learning_rates_step_by_step():
     assert float(restored(5)) == float(schedule(5))
 
 
+@pytest.mark.portable
 def test_the_optimizer_follows_the_schedule_in_a_run(data_dir, tmp_path):
     """The learning rate each training step uses, read by a callback, is the schedule's."""
     seen = []
@@ -291,6 +293,7 @@ def test_the_tensorboard_event_file_holds_the_validation_f1(data_dir, tmp_path):
 
 
 # --- class weights --------------------------------------------------------------------
+@pytest.mark.portable
 def test_balanced_class_weights_and_the_weighted_task_loss(tmp_path):
     from types import SimpleNamespace
 

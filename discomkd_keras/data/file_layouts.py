@@ -9,8 +9,10 @@
 
 Files: PNG / JPEG (8-bit RGB or grey; 16-bit PNG = depth in millimetres, kept at
 full precision), TIFF (multi-band, needs tifffile), WAV (PCM mono -> the log-mel
-spectrogram the device computes) and .npy (one sample of any shape). A modality's
-encoding comes from its first file; --depth-unit MOD=... marks and decodes depth.
+spectrogram the device computes) and .npy (one sample of any shape). An image
+modality's encoding (16-bit depth, 8-bit grey or RGB) is that of most of its files,
+read from each file's header; files of another encoding are refused by name (left
+out with --skip-bad-files); --depth-unit MOD=... marks and decodes depth.
 Every file is decoded once by the device's own reader into the on-disk cache of
 file_cache.py; normalisation statistics come from the training split only.
 """
@@ -39,6 +41,12 @@ DEPTH_UNITS = {"mm": {}, "sunrgbd": {"rotate_right_bits": 3}}
 FAMILY_WORDS = {"image": "image", "tiff": "TIFF", "wav": "WAV", "npy": ".npy"}
 ENCODING_WORDS = {"rgb8": "8-bit RGB", "gray8": "8-bit grey", device.DEPTH: "16-bit depth (mm)",
                   device.BANDS: "bands", device.AUDIO: "log-mel", device.ARRAY: "array"}
+# An image file's encoding, from its header: (files of it, in words; one file of it, in words).
+IMAGE_ENCODINGS = {device.DEPTH: ("16-bit depth PNGs", "16-bit"),
+                   "gray8": ("8-bit grey images", "8-bit grey"),
+                   "rgb8": ("8-bit RGB images", "8-bit RGB")}
+# The encodings each encoding's reader takes (a grey model converts RGB files to luma).
+IMAGE_READS = {device.DEPTH: {device.DEPTH}, "gray8": {"gray8", "rgb8"}, "rgb8": {"rgb8"}}
 
 
 def file_layout(directory):
@@ -231,9 +239,10 @@ def _scan_manifest(directory, wanted, seed):
     path = directory / MANIFEST
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+            reader = csv.reader(f)
+            columns = [c.strip() for c in next(reader, None) or []]
+            # (line of the file, header = line 1; the row's cells); blank lines are skipped
+            raw_rows = [(reader.line_num, [c.strip() for c in cells]) for cells in reader if cells]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: not a readable CSV file ({err}).") from None
     if "label" not in columns:
@@ -247,10 +256,23 @@ def _scan_manifest(directory, wanted, seed):
     if len(modalities) < 2:
         raise DataError(f"{path}: expected at least 2 modality columns besides split and label; "
                         f"found {found}.")
-    if not rows:
+    if not raw_rows:
         raise DataError(f"{path} has a header but no rows.")
+    rows, lines = [], []
+    for n, cells in raw_rows:
+        # A row may leave out empty modality cells at its end (that row feeds only the
+        # others); any other count of cells would shift the columns.
+        if len(cells) > len(columns) or (len(cells) < len(columns) and any(
+                c in ("split", "label") for c in columns[len(cells):])):
+            short = ("; only empty modality cells at the end of a row may be left out"
+                     if len(cells) < len(columns) else "")
+            raise DataError(f"{path}, line {n}: {len(cells)} cell{'s' if len(cells) != 1 else ''}"
+                            f", but the header names {len(columns)} columns "
+                            f"({', '.join(columns)}){short}.")
+        rows.append(dict(zip(columns, cells + [""] * (len(columns) - len(cells)))))
+        lines.append(n)
     top = directory.resolve()
-    for n, row in enumerate(rows, start=2):
+    for n, row in zip(lines, rows):
         if not row.get("label"):
             raise DataError(f"{path}, line {n}: empty label.")
         if "split" in columns and row.get("split", "").lower() not in SPLIT_WORDS:
@@ -295,7 +317,7 @@ def _scan_manifest(directory, wanted, seed):
 # --- probing and normalising a modality -----------------------------------------------
 def _probe(directory, m, files, split, size, crop, depth_unit, clip_seconds, skip_bad):
     """(card for the reader, raw sample shape, raw dtype, family) from the modality's
-    first readable training file."""
+    first readable training file (of an image modality: of its majority encoding)."""
     families = {FAMILIES[Path(f).suffix.lower()] for f in files}
     if len(families) > 1:
         examples = {FAMILIES[Path(f).suffix.lower()]: f for f in files}
@@ -309,6 +331,11 @@ def _probe(directory, m, files, split, size, crop, depth_unit, clip_seconds, ski
         raise DataError(f"--image-size {m}=...: {m} holds {FAMILY_WORDS[family]} files, which are "
                         "not resized.")
     order = list(split["train"]) + [i for s in ("valid", "test") for i in split[s]]
+    if family == "image" and depth_unit is None:  # --depth-unit: depth whatever the header
+        groups = _image_encodings(directory, files, skip_bad)
+        if groups:
+            majority = set(groups[_majority_encoding(m, files, groups, skip_bad)])
+            order = [i for i in order if i in majority]
     last_error = None
     for i in order:
         try:
@@ -319,6 +346,77 @@ def _probe(directory, m, files, split, size, crop, depth_unit, clip_seconds, ski
                 raise DataError(f"{err} (--skip-bad-files leaves unreadable files out)") from None
             last_error = err
     raise DataError(f"{m}: none of its {len(files)} files could be read; e.g. {last_error}")
+
+
+def _image_header(path):
+    """(Pillow mode, (width, height)) of an image file, from its header (no pixels)."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+        with Image.open(path) as im:
+            return im.mode, im.size
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise device.InputError(f"{path}: not a readable image ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0] if str(err) else 'unknown'}).") from None
+
+
+def _image_encoding(mode):
+    """The encoding a file of this Pillow mode gives a modality (as `_probe_file` decides)."""
+    if mode in device.DEPTH_MODES:
+        return device.DEPTH
+    return "gray8" if mode in ("L", "LA", "1") else "rgb8"
+
+
+def _image_encodings(directory, files, skip_bad):
+    """{encoding: [file indices]} of an image modality's readable files, each from its
+    header; an unreadable file is refused (or, with `skip_bad`, left to the decoder,
+    which leaves it out and counts it)."""
+    groups = {}
+    for i, f in enumerate(files):
+        try:
+            mode, _ = _image_header(directory / f)
+        except device.InputError as err:
+            if not skip_bad:
+                raise DataError(f"{err} (--skip-bad-files leaves unreadable files out)") from None
+            continue
+        groups.setdefault(_image_encoding(mode), []).append(i)
+    return groups
+
+
+def _some_files(files, indices):
+    """Up to 5 of the files, then "and N more"."""
+    names = ", ".join(files[i] for i in indices[:5])
+    return names + (f" and {len(indices) - 5} more" if len(indices) > 5 else "")
+
+
+def _majority_encoding(m, files, groups, skip_bad):
+    """The encoding of most of an image modality's files. Files its reader cannot take
+    are refused by name unless `skip_bad` (the decoder then leaves them out, counted); a
+    tie is refused."""
+    ranked = sorted(groups, key=lambda e: -len(groups[e]))
+    top = len(groups[ranked[0]])
+    tied = [e for e in ranked if len(groups[e]) == top]
+    if len(tied) > 1:
+        parts = [f"{top} files are {IMAGE_ENCODINGS[tied[0]][0]} "
+                 f"({_some_files(files, groups[tied[0]])})"]
+        parts += [f"{top} are {IMAGE_ENCODINGS[e][1]} ({_some_files(files, groups[e])})"
+                  for e in tied[1:]]
+        raise DataError(f"{m}: {' and '.join(parts)}, so no majority decides the modality's "
+                        "encoding; remove or convert one group.")
+    major = ranked[0]
+    odd = {e: groups[e] for e in ranked if e not in IMAGE_READS[major]}
+    if odd and not skip_bad:
+        # 8 bits cannot hold depth: any 8-bit file among depth PNGs is simply 8-bit
+        word = {e: "8-bit" if major == device.DEPTH else IMAGE_ENCODINGS[e][1] for e in odd}
+        counts = {}
+        for e, indices in odd.items():
+            counts[word[e]] = counts.get(word[e], 0) + len(indices)
+        said = " and ".join(f"{n} {'is' if n == 1 else 'are'} {w}" for w, n in counts.items())
+        indices = sorted(i for group in odd.values() for i in group)
+        them = "it" if len(indices) == 1 else "them"
+        raise DataError(f"{m}: {top} files are {IMAGE_ENCODINGS[major][0]} but {said}: "
+                        f"{_some_files(files, indices)}; remove or convert {them}, or pass "
+                        f"--skip-bad-files to leave {them} out.")
+    return major
 
 
 def _probe_file(path, family, size, crop, depth_unit, clip_seconds):
@@ -361,13 +459,7 @@ def _probe_file(path, family, size, crop, depth_unit, clip_seconds):
                "resize": {"interpolation": "bilinear", "crop_to_aspect": bool(crop)}}
         shape = (int(h), int(w), int(arr.shape[-1]))
         return _card(pre, "image", shape), shape, dtype
-    try:
-        from PIL import Image, UnidentifiedImageError
-        with Image.open(path) as im:
-            mode, (w0, h0) = im.mode, im.size
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise device.InputError(f"{path}: not a readable image ({type(err).__name__}: "
-                                f"{str(err).splitlines()[0] if str(err) else 'unknown'}).") from None
+    mode, (w0, h0) = _image_header(path)
     h, w = size or (h0, w0)
     resize = {"interpolation": "bilinear", "crop_to_aspect": bool(crop)}
     if depth_unit is not None or mode in device.DEPTH_MODES:
@@ -377,7 +469,7 @@ def _probe_file(path, family, size, crop, depth_unit, clip_seconds):
         if decode:
             pre["depth_decode"] = decode
         channels, dtype = 1, np.uint16
-    elif mode in ("L", "LA", "1"):
+    elif _image_encoding(mode) == "gray8":
         pre, channels, dtype = {"encoding": "gray8", "raw": "8-bit grayscale image",
                                 "resize": resize}, 1, np.uint8
     else:
