@@ -4,6 +4,10 @@ classifier at once (Ienco & Fraga Dantas, BMVC 2024, arXiv 2408.07080).
 The public names below are imported on first use, so that `import
 discomkd_keras` (and the command line's --help) does not start Keras and its
 backend; `from discomkd_keras import DisCoMKD` works as usual.
+
+    import discomkd_keras
+    run = discomkd_keras.train({"rgb": (x_rgb, y_rgb), "depth": (x_depth, y_depth)}, epochs=20)
+    run.valid_f1, run.predict("depth", x_new), run.export()
 """
 
 import importlib
@@ -15,6 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    # The API a notebook uses (README, "Python API"): the commands' code, not a copy.
+    "train": "api", "compare": "api", "Run": "run", "Comparison": "comparison_result",
     "DisCoMKD": "model", "FeatureSplit": "feature_split", "check_model_arguments": "model",
     "BranchClassifiers": "branch_classifiers", "ModalityBranch": "modality_branch",
     "ModalityClassifier": "modality_classifier", "UnimodalClassifiers": "unimodal",

@@ -325,11 +325,13 @@ def evaluate(run_dir, max_points):
     """Test accuracy, weighted F1, confusion matrices and the z_inv / z_inf /
     z_irr embedding map of a run (default: the most recent under runs/).
 
-    Writes RUN_DIR/evaluation/: results.json, confusion_<modality>.png and
-    embeddings.png (PCA, coloured by modality and by class: z_inv should mix
-    the modalities, z_inf and z_irr should separate them).
+    Writes RUN_DIR/evaluation/: results.json (with each classifier's per-class
+    precision, recall, F1, support and macro F1), per_class.csv (modality, class,
+    precision, recall, f1, support), confusion_<modality>.png and embeddings.png
+    (PCA, coloured by modality and by class: z_inv should mix the modalities, z_inf
+    and z_irr should separate them). Prints each classifier's three worst classes by F1.
     """
-    from discomkd_keras.evaluation import evaluate_run
+    from discomkd_keras.evaluation import evaluate_run, worst_classes_line
     from discomkd_keras.run_directory import latest_run
 
     try:
@@ -339,6 +341,9 @@ def evaluate(run_dir, max_points):
         fail(str(err))
     separation = results.pop("_modality_separation", None)
     print_summary(run_dir, results)
+    worst = worst_classes_line(results)
+    if worst:
+        click.echo(worst)
     if separation:
         click.echo("Modality separability (nearest-centroid accuracy; ~1/M = mixed, 1 = separated): "
                    + ", ".join(f"{k} {v:.2f}" for k, v in separation.items()))
@@ -424,6 +429,106 @@ def compare(methods, seeds, encoders, out_dir, runs_dir, export, quiet, **option
     verdicts = summarise(raw).get("verdicts", {}).values()
     click.echo("\n" + "".join(f"- {v}\n" for v in verdicts)
                + f"\nReport: {paths[1]} (and {paths[0].name}, {paths[2].name})")
+
+
+PREDICT_HELP = """Classify files with a run's Keras classifiers or an exported model.
+
+    TARGET is a run directory (each modality's best/<modality>.keras) or an
+    export folder as `discomkd-keras export` writes it (one modality's folder, or
+    RUN_DIR/export with one folder per modality: run with LiteRT, as on the
+    device). INPUTS are files or folders (walked recursively, hidden files
+    skipped); each file is read exactly as training read its modality's files.
+
+    A file goes to the modality of its encoding: a 16-bit PNG to the depth
+    modality, an 8-bit PNG or JPEG to the 8-bit image one, a WAV to the audio one,
+    a TIFF to the bands one, a .npy to the one whose sample shape it has. Where two
+    modalities could take a file, --modality says which. Files of types no modality
+    takes are ignored (and counted) in folders and refused when named; a file of
+    another encoding (an 8-bit PNG where the only image modality is depth) or an
+    unreadable one stops the command with one line naming it, before anything is
+    printed.
+
+    Prints one line per input: path, modality, top-1 class and its probability,
+    the top-k.
+
+    \b
+    Examples:
+      discomkd-keras predict runs/20250101-120000-files photos/ depth/
+      discomkd-keras predict runs/20250101-120000-files/export/depth scan.png
+      discomkd-keras predict RUN_DIR test/ --csv predictions.csv --against RUN_DIR/export
+    """
+
+
+@main.command("predict", help=PREDICT_HELP)
+@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--modality", default=None,
+              help="Send every input to this modality (files of other types in folders are "
+              "ignored); needed where two modalities could take a file (e.g. two RGB ones).")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Classes listed per input (at most the number of classes).")
+@click.option("--csv", "csv_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the predictions here (written whole, then renamed): path, modality, "
+              "top1, probability, topk as class:prob;class:prob.")
+@click.option("--against", "export_dir", type=click.Path(path_type=Path), default=None,
+              help="TARGET being a run directory: also predict with this export folder and print "
+              "the top-1 agreement of the Keras classifier and the exported model on INPUTS.")
+def predict(target, inputs, modality, top_k, csv_file, export_dir):
+    from discomkd_keras.edge_demo.preprocessing import InputError
+    from discomkd_keras.edge_demo.runtime import ModelFileError
+    from discomkd_keras.predict import (csv_text, format_row, predict_against, predict_files)
+    from discomkd_keras.run_directory import write_atomic
+
+    if csv_file is not None and not csv_file.resolve().parent.is_dir():
+        fail(f"--csv {csv_file}: the folder {csv_file.resolve().parent} does not exist.")
+    summary = None
+    try:
+        if export_dir is not None:
+            rows, summary = predict_against(target, export_dir, inputs, modality, top_k)
+        else:
+            rows = predict_files(target, inputs, modality, top_k)
+        if csv_file is not None:
+            write_atomic(csv_file, csv_text(rows))
+    except errors() + (InputError, ModelFileError) as err:
+        fail(str(err))
+    width = min(60, max((len(r["path"]) for r in rows), default=0))
+    for row in rows:
+        click.echo(format_row(row, width))
+    counts = {}
+    for row in rows:
+        counts[row["modality"]] = counts.get(row["modality"], 0) + 1
+    model = "Keras classifier" if rows.target == "run" else "exported model"
+    click.echo(f"\n{len(rows)} input{'s' if len(rows) != 1 else ''} classified by {target}'s "
+               f"{model}{'s' if len(counts) > 1 else ''} ("
+               + ", ".join(f"{m} {n}" for m, n in counts.items()) + ").")
+    if rows.ignored:
+        types = {}
+        for path in rows.ignored:
+            types[path.suffix.lower() or "(none)"] = types.get(path.suffix.lower() or "(none)", 0) + 1
+        n = len(rows.ignored)
+        click.echo(f"Ignored {n} file{'s' if n != 1 else ''} of a type no modality takes: "
+                   + ", ".join(f"{s} {c}" for s, c in sorted(types.items())) + ".")
+    for note, n in rows.notes.items():
+        click.echo(f"Note: {note.rstrip('.')} ({n} input{'s' if n != 1 else ''}).")
+    if csv_file is not None:
+        click.echo(f"Wrote {csv_file}.")
+    if summary is not None:
+        agree, total = summary["agree"], summary["total"]
+        click.echo(f"\nKeras classifier vs {export_dir}:")
+        click.echo(f"top-1 agreement: {agree}/{total} ({100 * agree / total:.1f}%)")
+        if len(summary["by_modality"]) > 1:
+            for m, (a, n) in summary["by_modality"].items():
+                click.echo(f"  {m}: {a}/{n} ({100 * a / n:.1f}%)")
+        for path, m, (kc, kp), (ec, ep) in summary["differences"][:10]:
+            click.echo(f"  differs: {path} ({m}): Keras {kc} {kp:.3f}, export {ec} {ep:.3f}")
+        if len(summary["differences"]) > 10:
+            click.echo(f"  ... and {len(summary['differences']) - 10} more")
+        for m, n in summary["not_compared"].items():
+            click.echo(f"  not compared: {n} {m} file{'s' if n != 1 else ''} (the export "
+                       f"holds no {m} model)")
+        for m in summary["other_checkpoint"]:
+            click.echo(f"  note: the {m} export was made from another checkpoint than "
+                       f"{target}/best/{m}.keras (its sha256 differs): not this run's model")
 
 
 main.add_command(export_command)

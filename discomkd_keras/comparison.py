@@ -221,12 +221,14 @@ def run_comparison(data_spec, options, seeds, work_dir, methods=METHOD_LABELS, l
 
 def run_record(run_dir, work_dir, label, seed, results):
     """What a report needs of one finished run; test_macro_f1 is None where results.json
-    predates it."""
+    predates it. Where results.json holds a classifier's confusion matrix, its per-class
+    test F1 (index = class) is results[m]["test_per_class_f1"] and the run's class names
+    record["class_names"], so the report's per-class section needs the raw record only."""
     from discomkd_keras.export.benchmark import count_macs
     from discomkd_keras.run_directory import load_best, read_history
 
     history = read_history(run_dir / "history.csv")
-    return {
+    record = {
         "method": label, "seed": seed, "run_dir": str(Path(run_dir).relative_to(work_dir)),
         "results": {name: dict({k: r[k] for k in ("test_weighted_f1", "test_accuracy",
                                                   "parameters", "best_epoch")},
@@ -239,6 +241,30 @@ def run_record(run_dir, work_dir, label, seed, results):
         "samples_per_s": _median_after_first([r["samples_per_s"] for r in history]),
         "train_seconds": float(sum(r["seconds"] for r in history)),
     }
+    per_class = per_class_f1_of(results)
+    for name, f1 in per_class.items():
+        record["results"][name]["test_per_class_f1"] = f1
+    if per_class:
+        record["class_names"] = _class_names(run_dir, len(next(iter(per_class.values()))))
+    return record
+
+
+def per_class_f1_of(results):
+    """{classifier: per-class test F1 list} from a run's results.json (its confusion
+    matrices); classifiers without a confusion matrix are left out."""
+    from discomkd_keras.evaluation import per_class_from_confusion
+
+    return {name: per_class_from_confusion(r["confusion_matrix"])["f1"]
+            for name, r in results.items() if r.get("confusion_matrix") is not None}
+
+
+def _class_names(run_dir, k):
+    """The run's class names (its config.json), else "0" .. "k-1"."""
+    try:
+        names = json.loads((Path(run_dir) / "config.json").read_text()).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        names = None
+    return [str(n) for n in names] if names and len(names) == k else [str(i) for i in range(k)]
 
 
 def add_int8_sizes(records, work_dir, data, representative_rows=100):
@@ -359,10 +385,57 @@ def verdict(modality, difference, baseline):
     return f"DisCoM-KD {word} {modality}: {span} F1 points against {against}."
 
 
+def choose_method(summary, modality):
+    """The method chosen for `modality`'s deployed classifier, by `export_best` and by the
+    report's per-class section: the best mean validation weighted F1 over the seeds (to 1e-6
+    points, so float noise ties), ties to fewer deployed parameters, then fewer MACs; never
+    a test figure. Returns {"method": the chosen label, "ranking": every deployable method,
+    best first, "tied": the methods after the first with the same validation F1}."""
+    candidates = {label: s for label, s in summary["methods"].items() if label != "teacher"}
+
+    def rank(label):
+        s = candidates[label]
+        return (-round(s["valid_f1"][modality][0], 6), s["parameters"][modality],
+                s["macs"].get(modality) or 0)
+
+    order = sorted(candidates, key=rank)
+    tied = [label for label in order[1:] if rank(label)[0] == rank(order[0])[0]]
+    return {"method": order[0], "ranking": order, "tied": tied}
+
+
+def chosen_run(raw, method, modality):
+    """Of `method`'s runs, the one with the best validation F1 for `modality` (the first on
+    ties): the run `export_best` exports."""
+    runs = [r for r in raw["runs"] if r["method"] == method]
+    return max(runs, key=lambda r: r["results"][modality].get("valid_weighted_f1") or 0.0)
+
+
+def chosen_per_class_f1(raw, summary):
+    """{modality: the chosen classifier's per-class test F1} for the report: method
+    (choose_method), seed and run_dir of its chosen run (chosen_run), valid_f1 (that run's,
+    in points), class_names and f1 (in points, index = class). Modalities whose chosen run
+    has no per-class F1 (records from before it) are left out."""
+    out = {}
+    for m in summary["modalities"]:
+        method = choose_method(summary, m)["method"]
+        run = chosen_run(raw, method, m)
+        f1 = run["results"][m].get("test_per_class_f1")
+        if f1 is None:
+            continue
+        names = run.get("class_names")
+        names = names if names and len(names) == len(f1) else [str(i) for i in range(len(f1))]
+        valid = run["results"][m].get("valid_weighted_f1")
+        out[m] = {"method": method, "seed": run["seed"], "run_dir": run.get("run_dir"),
+                  "valid_f1": None if valid is None else 100 * valid,
+                  "class_names": list(names), "f1": [100 * v for v in f1]}
+    return out
+
+
 def summarise(raw):
     """Everything the report shows, computed from the raw runs (F1 and accuracy in points).
     macro_f1[m] is None unless every run of the method has test_macro_f1 (runs recorded
-    before macro F1 have none)."""
+    before macro F1 have none). per_class_f1: chosen_per_class_f1, present only where some
+    chosen run has per-class F1."""
     runs = _by_method(raw)
     deployed = [group for label, group in runs.items() if label != "teacher"]
     if not deployed:
@@ -421,6 +494,9 @@ def summarise(raw):
                   for m in modalities if m != weak)
         summary["cost_ratio"] = methods["discomkd"]["seconds_per_epoch"] / \
             methods["unimodal"]["seconds_per_epoch"]
+    per_class = chosen_per_class_f1(raw, summary)
+    if per_class:
+        summary["per_class_f1"] = per_class
     return summary
 
 
@@ -522,6 +598,7 @@ def format_markdown(raw, summary, png_name):
                     lines.append(f"Teacher + {label} students: {both:.1f} s / epoch, "
                                  f"{both / methods['discomkd']['seconds_per_epoch']:.2f}x DisCoM-KD.")
     lines += cost_lines(summary)
+    lines += per_class_lines(summary)
     if raw.get("exports"):
         lines += ["", "## Exported: the best classifier of each modality", "",
                   "Chosen by mean validation weighted F1 over the seeds (ties to the cheaper "
@@ -533,6 +610,34 @@ def format_markdown(raw, summary, png_name):
                   for e in raw["exports"]]
     lines += ["", f"![Test weighted F1 per method]({png_name})", ""]
     return "\n".join(lines)
+
+
+def per_class_lines(summary):
+    """The section "Per-class test F1 of the chosen classifier" (summary["per_class_f1"]):
+    one column per modality, one row per class; no lines where the records have no
+    per-class F1."""
+    chosen = summary.get("per_class_f1")
+    if not chosen:
+        return []
+    modalities = [m for m in summary["modalities"] if m in chosen]
+    classes = []
+    for m in modalities:
+        classes += [c for c in chosen[m]["class_names"] if c not in classes]
+    lines = ["", "## Per-class test F1 of the chosen classifier", "",
+             "Per modality, the method `--export-best` exports, or would (best mean validation "
+             "weighted F1 over the seeds, ties to the cheaper classifier) and, of its runs, the "
+             "one with the best validation F1; each class's F1 on the test split, in points, so "
+             "a class the weighted F1 hides shows. - where a class is not in that run.", ""]
+    head = "| class | " + " | ".join(f"{m}: {chosen[m]['method']}, seed {chosen[m]['seed']}"
+                                     for m in modalities) + " |"
+    lines += [head, "|" + "---|" * (len(modalities) + 1)]
+    for c in classes:
+        cells = []
+        for m in modalities:
+            names = chosen[m]["class_names"]
+            cells.append(f"{chosen[m]['f1'][names.index(c)]:.1f}" if c in names else "-")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def cost_lines(summary):
@@ -631,7 +736,7 @@ def comparison_options(source, options, data, encoder_items=()):
 
 
 def compare(spec, options, encoder_items=(), methods=DEFAULT_METHODS, seeds=5, out_dir=None,
-            runs_dir=None, export=False, command="", log=print, verbose=0):
+            runs_dir=None, export=False, command="", log=print, verbose=0, data=None):
     """`discomkd-keras compare`: train `methods` x `seeds` on the data of `spec` with the
     shared training `options` (None: the data source's preset), write OUT/report.{md,json,png}
     and, with `export`, each modality's best classifier to OUT/export/<modality>/.
@@ -654,8 +759,9 @@ def compare(spec, options, encoder_items=(), methods=DEFAULT_METHODS, seeds=5, o
                               "chosen run later.") from None
     options = with_preset(options, spec["source"])
     merged_options(options)
-    log(f"Loading {spec['source']} data ...")
-    data = load_data(spec)
+    if data is None:  # in-memory arrays (the Python API) come loaded
+        log(f"Loading {spec['source']} data ...")
+        data = load_data(spec)
     if data.description:
         log(data.description)
     options = comparison_options(spec["source"], options, data, encoder_items)
@@ -674,9 +780,9 @@ def compare(spec, options, encoder_items=(), methods=DEFAULT_METHODS, seeds=5, o
 
 def export_best(raw, report_dir, data, log=print):
     """Export each modality's best classifier: the method with the best mean validation
-    weighted F1 (ties to fewer deployed parameters, then MACs), and of its runs the one
-    with the best validation F1; int8 with the usual verification, float16 if int8 fails
-    it. Returns one record per modality for the report."""
+    weighted F1 (ties to fewer deployed parameters, then MACs: choose_method), and of its
+    runs the one with the best validation F1 (chosen_run); int8 with the usual
+    verification, float16 if int8 fails it. Returns one record per modality for the report."""
     from discomkd_keras.export import ExportError, export_modality
 
     report_dir = Path(report_dir)
@@ -684,14 +790,8 @@ def export_best(raw, report_dir, data, log=print):
     exports = []
     for m in summary["modalities"]:
         candidates = {label: s for label, s in summary["methods"].items() if label != "teacher"}
-
-        def rank(label):
-            s = candidates[label]
-            return (-round(s["valid_f1"][m][0], 6), s["parameters"][m], s["macs"].get(m) or 0)
-
-        order = sorted(candidates, key=rank)
-        best = order[0]
-        tied = [label for label in order[1:] if rank(label)[0] == rank(best)[0]]
+        chosen = choose_method(summary, m)  # the report's per-class section shows the same
+        best, order, tied = chosen["method"], chosen["ranking"], chosen["tied"]
         runs = [r for r in raw["runs"] if r["method"] == best]
         why = (f"the best mean validation F1 over {len(runs)} seed(s), "
                f"{candidates[best]['valid_f1'][m][0]:.1f}")
@@ -699,7 +799,7 @@ def export_best(raw, report_dir, data, log=print):
             why += f", tied with {', '.join(tied)}, and the cheaper"
         elif len(order) > 1:
             why += f" (next: {order[1]}, {candidates[order[1]]['valid_f1'][m][0]:.1f})"
-        run = max(runs, key=lambda r: r["results"][m].get("valid_weighted_f1") or 0.0)
+        run = chosen_run(raw, best, m)
         run_dir = report_dir / run["run_dir"]
         for quantization, fallback in (("int8", "float16"), ("float16", "float32"),
                                        ("float32", None)):

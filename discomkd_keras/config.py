@@ -66,8 +66,8 @@ PRESETS = {
 PRESET_CHOICES = ("edge", "paper")
 # Own files get the edge preset; the released layout the paper's protocol, so that results
 # against the authors' script keep their meaning.
-DEFAULT_PRESET = {"files": "edge", "released": "paper", "synthetic-rgbd": "synthetic-rgbd",
-                  "av-mnist": "av-mnist"}
+DEFAULT_PRESET = {"files": "edge", "arrays": "edge", "released": "paper",
+                  "synthetic-rgbd": "synthetic-rgbd", "av-mnist": "av-mnist"}
 # A deployed classifier above this many parameters is more than a Pi-class branch.
 PI_CLASS_PARAMETERS = 5_000_000
 

@@ -442,7 +442,7 @@ def epoch_line(row, logs, epochs, names):
 
 # --- train ------------------------------------------------------------------------
 def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, log=print, verbose=1,
-              probe_steps=None, callbacks=()):
+              probe_steps=None, callbacks=(), data=None):
     """Load the data of `spec`, resolve the config (the preset's values where an option
     is None: options["preset"], else the data source's), create the run directory and
     train; return (run_dir, config, results).
@@ -451,13 +451,15 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
     probe_steps: None, no plan; else print the plan (plan.py) first, with a time
         estimate from that many timed training steps when > 0.
     callbacks: more Keras callbacks for fit (see train_run).
+    data: the MultiModalDataset of `spec`, if the caller has it (in-memory arrays).
     """
     options = with_preset(options, spec["source"])
     merged_options(options)  # bad values fail before the data loads
     if options.get("strategy") == "multiworker" and keras.backend.backend() == "jax":
         start_jax_processes()  # before any JAX computation
-    log(f"Loading {spec['source']} data ...")
-    data = load_data(spec)
+    if data is None:
+        log(f"Loading {spec['source']} data ...")
+        data = load_data(spec)
     if data.description:
         log(data.description)
     config = resolve_config(spec, data, preset_choices(options, data, encoder_items))
@@ -481,7 +483,7 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
                                       callbacks=callbacks)
 
 
-def resume_run(run_dir, log=print, verbose=1):
+def resume_run(run_dir, log=print, verbose=1, data=None, callbacks=()):
     """Continue a run from its last checkpoint; return (run_dir, config, results).
     A multi-worker run's other workers read RUN_DIR (the chief's, on a shared disk
     or a copy) and continue from a private copy of it."""
@@ -493,9 +495,11 @@ def resume_run(run_dir, log=print, verbose=1):
         with _worker_dir(worker, log) as scratch:
             shutil.copytree(run_dir, scratch, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(".lock", "tensorboard", "plots"))
-            return None, config, train_run(None, scratch, resume=True, verbose=verbose, log=log)
+            return None, config, train_run(None, scratch, data=data, resume=True, verbose=verbose,
+                                           log=log, callbacks=callbacks)
     log(f"Resuming {run_dir}")
-    return Path(run_dir), config, train_run(None, run_dir, resume=True, verbose=verbose, log=log)
+    return Path(run_dir), config, train_run(None, run_dir, data=data, resume=True,
+                                            verbose=verbose, log=log, callbacks=callbacks)
 
 
 def multiworker_task(environ=os.environ, backend=None):

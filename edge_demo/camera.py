@@ -1,5 +1,6 @@
 """Live camera frames for the device demo: picamera2 (the Raspberry Pi camera) or
-else OpenCV. Both are optional; neither is needed unless `--camera` is used."""
+else OpenCV. Both are optional; neither is needed unless the camera mode
+(`discomkd-edge camera`, `classify.py --camera`) is used."""
 
 import numpy as np
 
@@ -20,7 +21,7 @@ def camera_frames(index=0):
     try:
         import cv2
     except ImportError:
-        raise CameraError("--camera needs picamera2 (Raspberry Pi OS: sudo apt install "
+        raise CameraError("the camera mode needs picamera2 (Raspberry Pi OS: sudo apt install "
                           "python3-picamera2, and make the venv with --system-site-packages) or "
                           "OpenCV (pip install opencv-python-headless); neither is installed.") \
             from None

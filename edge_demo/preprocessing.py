@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-try:  # inside the package (discomkd_keras.edge_demo.preprocessing)
+if __package__:  # inside a package: discomkd_keras.edge_demo, or discomkd_edge when installed
     from . import image_ops, spectrogram
-except ImportError:  # run as a script: edge_demo/ is on sys.path
+else:  # top-level modules: classify.py run as a script puts edge_demo/ on sys.path
     import image_ops
     import spectrogram
 

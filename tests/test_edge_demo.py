@@ -99,7 +99,7 @@ def demo_top(python, model_dir, files, k=3):
 def one_error_line(done):
     assert done.returncode != 0, done.stdout
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("classify.py: error: "), done.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
     return lines[0]
 
 
@@ -373,7 +373,7 @@ def test_camera_loop_with_a_stand_in_opencv(av_mnist, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["top_k"] == rows[0]["top_k"] == rows[1]["top_k"]
 
     monkeypatch.setitem(sys.modules, "cv2", None)
-    assert classify.main([str(folder), "--camera"]) == 1
+    assert classify.main([str(folder), "--camera"]) == 2
     assert "neither is installed" in capsys.readouterr().err
 
 
@@ -475,9 +475,9 @@ def test_bad_model_folders_and_inputs(demo_python, released, tmp_path):
     png = save_png(tmp_path / "x.png", np.zeros((8, 8, 3), np.uint8))
     assert "accepted: .npy" in one_error_line(run_demo(demo_python, good, png))
 
-    # Good and bad inputs together: the good ones are classified, the exit status is 1.
+    # Good and bad inputs together: the good ones are classified, the exit status is 2.
     done = run_demo(demo_python, good, sample, notes, "--json")
-    assert done.returncode == 1 and len(done.stdout.splitlines()) == 1
+    assert done.returncode == 2 and len(done.stdout.splitlines()) == 1
     assert len(done.stderr.strip().splitlines()) == 1
 
 

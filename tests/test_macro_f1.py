@@ -104,15 +104,10 @@ def test_print_summary_has_a_macro_column_and_a_dash_for_older_results(capsys):
 
 
 def test_run_record_keeps_macro_f1_or_none(tmp_path, monkeypatch):
-    import discomkd_keras.export.benchmark as benchmark
-    import discomkd_keras.run_directory as run_directory
     from discomkd_keras.comparison import run_record
+    from helpers import fake_finished_run
 
-    monkeypatch.setattr(run_directory, "load_best", lambda run_dir, m: (None, {}))
-    monkeypatch.setattr(benchmark, "count_macs", lambda model: 42)
-    run = tmp_path / "seed0" / "unimodal"
-    run.mkdir(parents=True)
-    (run / "history.csv").write_text("epoch,seconds,samples_per_s\n1,3.0,10\n2,2.0,20\n")
+    run = fake_finished_run(tmp_path, monkeypatch)
     base = {"test_weighted_f1": 0.8, "test_accuracy": 0.81, "parameters": 5, "best_epoch": 2,
             "valid_weighted_f1": 0.7}
     record = run_record(run, tmp_path, "unimodal", 0,

@@ -21,6 +21,9 @@ def load_data(spec):
     elif source == "files":
         from discomkd_keras.data.file_layouts import load_files
         return load_files(modalities=modalities, **spec)
+    elif source == "arrays":  # in-memory data of the Python API: not on disk
+        from discomkd_keras.data.in_memory import refuse_to_load
+        refuse_to_load(spec)
     elif source == "av-mnist":
         from discomkd_keras.data.av_mnist import load_av_mnist
         data = load_av_mnist(**spec)
