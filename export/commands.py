@@ -59,11 +59,14 @@ def export_command(run_dir, modality, check_dir, out_dir, **options):
         if not modality:
             fail("--modality NAME (or 'all') is required.")
         run_dir = run_dir or latest_run()
-        for folder, card in export_modalities(run_dir, modality, out_dir=out_dir, log=click.echo,
-                                              **options):
+        def written(folder, card):
             click.echo(format_report(card["modality"], card["verification"]))
             click.echo(f"Wrote {folder}/ ({card['file_size_bytes'] / 1024:.1f} KiB model). "
-                       f"On the device: python edge_demo/classify.py {folder} INPUT_FILE\n")
+                       f"On the device: discomkd-edge classify {folder} INPUT_FILE (or python "
+                       "edge_demo/classify.py)\n")
+
+        export_modalities(run_dir, modality, out_dir=out_dir, log=click.echo, on_export=written,
+                          **options)
     except errors() as err:
         fail(str(err))
 

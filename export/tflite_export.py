@@ -419,14 +419,22 @@ def _tensor_card(details, layout):
             if details["dtype"] != np.float32 else None}
 
 
-def export_modalities(run_dir, modality, out_dir=None, log=print, **options):
-    """`discomkd-keras export`: export one modality or "all" (the data loaded once);
-    yields (folder, card) per modality. `options` go to `export_modality`."""
+def export_modalities(run_dir, modality, out_dir=None, log=print, on_export=None, **options):
+    """`discomkd-keras export`: export one modality or "all" (the data loaded once); return
+    [(folder, card)], one per modality, after calling `on_export(folder, card)` as each is
+    written (a list, not a generator: nothing is left unexported by a caller that does
+    not iterate). `options` go to `export_modality`."""
     from discomkd_keras.data import load_data
 
     config, _ = read_run(run_dir)
     modalities = config["modalities"] if modality == "all" else [modality]
-    data = load_data(config["data"]) if len(modalities) > 1 else None
+    data = options.pop("data", None)
+    if data is None and len(modalities) > 1:
+        data = load_data(config["data"])
+    done = []
     for m in modalities:
         card = export_modality(run_dir, m, out_dir=out_dir, data=data, log=log, **options)
-        yield (Path(out_dir) if out_dir else Path(run_dir) / "export") / m, card
+        done.append(((Path(out_dir) if out_dir else Path(run_dir) / "export") / m, card))
+        if on_export is not None:
+            on_export(*done[-1])
+    return done
