@@ -474,7 +474,11 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
                  for m, shape in config["input_shapes"].items()]
     log(f"Method {config['method']}; modalities: {', '.join(described)}; "
         f"{len(config['class_names'])} classes; {config['epochs']} epochs")
-    if probe_steps is not None:
+    if probe_steps is not None and config["strategy"] == "multiworker":
+        # TensorFlow's collectives must be configured before any op runs: no model first.
+        log("Plan: not probed with --strategy multiworker (the cluster must start before any "
+            "model is built).")
+    elif probe_steps is not None:
         from discomkd_keras.plan import make_plan, plan_lines
 
         for line in plan_lines(make_plan(config, data, probe_steps)):
