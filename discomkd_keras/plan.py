@@ -69,14 +69,13 @@ def deployed_costs(config, model):
     return rows
 
 
-def probe_step_seconds(config, data, model, probe_steps):
+def probe_step_seconds(config, data, model, batches, probe_steps):
     """(seconds a training step takes, seconds a validation batch takes), measured on
-    `model` after one untimed step that traces it."""
+    `model` with the run's `batches` after one untimed step that traces it."""
     from discomkd_keras.evaluation import split_xy
     from discomkd_keras.run_directory import deployed_names
-    from discomkd_keras.training import make_batches, make_optimizer
+    from discomkd_keras.training import make_optimizer
 
-    batches = make_batches(dict(config, workers=1), data)
     model.compile(optimizer=make_optimizer(config, len(batches)))
 
     def step(i):
@@ -101,12 +100,6 @@ def probe_step_seconds(config, data, model, probe_steps):
     return per_step, per_valid_batch
 
 
-def _duration(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
-
-
 def make_plan(config, data, probe_steps=5):
     """The plan of a run of `config` on `data`: {"classifiers": deployed_costs rows,
     "epochs", "patience", "steps_per_epoch", and with probe_steps > 0 "step_seconds",
@@ -114,11 +107,12 @@ def make_plan(config, data, probe_steps=5):
     from discomkd_keras.training import build_model, make_batches
 
     model = build_model(config)
+    batches = make_batches(dict(config, workers=1), data)
     plan = {"classifiers": deployed_costs(config, model), "epochs": config["epochs"],
             "patience": int(config.get("patience") or 0), "preset": config.get("preset"),
-            "steps_per_epoch": len(make_batches(dict(config, workers=1), data))}
+            "steps_per_epoch": len(batches)}
     if probe_steps > 0 and config.get("strategy", "auto") == "auto":
-        per_step, per_valid_batch = probe_step_seconds(config, data, model, probe_steps)
+        per_step, per_valid_batch = probe_step_seconds(config, data, model, batches, probe_steps)
         valid_batches = max(-(-len(data.split(m, "valid")[1]) // config["batch_size"])
                             for m in data.modalities)
         epoch = per_step * plan["steps_per_epoch"] + per_valid_batch * valid_batches
@@ -130,6 +124,8 @@ def make_plan(config, data, probe_steps=5):
 def plan_lines(plan):
     """The plan as printed: a table of the classifiers to be exported, a line on epochs
     and time, and a note for a classifier bigger than a Pi-class branch."""
+    from discomkd_keras.comparison import _duration
+
     lines = [f"Plan ({'preset ' + plan['preset'] if plan.get('preset') else 'no preset'}): "
              "the classifiers to be exported",
              f"  {'modality':<10}{'input':<12}{'encoder':<18}{'parameters':>12}{'MACs':>10}"

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from discomkd_keras.cli import main
 from discomkd_keras.data import DataError
 from discomkd_keras.edge_demo.preprocessing import Preprocessor
 from discomkd_keras.predict import predict_files
 from discomkd_keras.run_directory import load_best
-from test_file_layouts import CLASSES, depth_image, rgb_image, write_tree  # noqa: F401
+from test_file_layouts import (CLASSES, cli, depth_image, error_line, rgb_image,  # noqa: F401
+                               write_tree)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,17 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DISCOMKD_CACHE", str(tmp_path / "cache"))
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def error_line(result):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
