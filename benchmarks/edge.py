@@ -51,7 +51,7 @@ LEARNED = 1.5  # a reference whose test F1 is below 1.5x chance did not learn
 
 def fitting_encoders(data, family, preset_family):
     """{modality: family}: `family` where it takes the modality's input, else the preset's."""
-    from discomkd_keras.encoders import check_encoder
+    from discomkd_keras.models.encoders import check_encoder
 
     chosen = {}
     for m in data.modalities:

@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from discomkd_keras.encoders import build_encoder
+from discomkd_keras.models.encoders import build_encoder
 
 
 def candidates(shape):

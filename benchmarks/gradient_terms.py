@@ -28,7 +28,7 @@ def term_gradients(model, x, y, modality):
     """{term: flat gradient of weight * term w.r.t. the modality's deployed weights}."""
     import tensorflow as tf
 
-    from discomkd_keras.losses import loss_terms
+    from discomkd_keras.models.losses import loss_terms
 
     weights = model.classifier(modality).trainable_weights
     with tf.GradientTape(persistent=True) as tape:  # the weighting too: taped ops only

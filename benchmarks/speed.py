@@ -109,7 +109,7 @@ def measure_peak(library, python=sys.executable):
 
 def training_macs_per_row(run_dir):
     """MACs of one row (one sample of every modality) through the run's whole training model."""
-    from discomkd_keras.export.benchmark import count_macs
+    from discomkd_keras.model_cost import count_macs
     from discomkd_keras.training import build_model
 
     return count_macs(build_model(json.loads((Path(run_dir) / "config.json").read_text())))

@@ -18,18 +18,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
+from discomkd_keras import _moved  # noqa: E402
+from discomkd_keras.methods import METHODS  # noqa: E402  (imports no backend)
+
+_moved.install()
+
 _PUBLIC = {
     # The API a notebook uses (README, "Python API"): the commands' code, not a copy.
     "train": "api", "compare": "api", "Run": "run", "Comparison": "comparison_result",
-    "DisCoMKD": "model", "FeatureSplit": "feature_split", "check_model_arguments": "model",
-    "BranchClassifiers": "branch_classifiers", "ModalityBranch": "modality_branch",
-    "ModalityClassifier": "modality_classifier", "UnimodalClassifiers": "unimodal",
-    "GradientReversal": "gradient_reversal", "GRLScheduler": "gradient_reversal",
-    "dann_lambda": "gradient_reversal",
-    "LOSS_TERMS": "losses", "loss_terms": "losses",
-    "ENCODER_FAMILIES": "encoders", "build_encoder": "encoders",
-    "DistilledStudents": "students", "MultimodalTeacher": "teacher",
-    "SingleEncoderClassifiers": "single_encoder",
+    "METHODS": "methods", "Method": "methods",
+    "FeatureSplit": "models.feature_split", "check_model_arguments": "models.discomkd",
+    "BranchClassifiers": "models.branch_classifiers", "ModalityBranch": "models.modality_branch",
+    "ModalityClassifier": "models.modality_classifier",
+    "GradientReversal": "models.gradient_reversal", "GRLScheduler": "models.gradient_reversal",
+    "dann_lambda": "models.gradient_reversal",
+    "LOSS_TERMS": "models.losses", "loss_terms": "models.losses",
+    "ENCODER_FAMILIES": "models.encoders", "build_encoder": "models.encoders",
+    # Every method's training model (methods.py): DisCoMKD, UnimodalClassifiers, ...
+    **{m.model.split(":")[1]: m.model.split(":")[0].removeprefix("discomkd_keras.")
+       for m in METHODS.values()},
 }
 __all__ = sorted(_PUBLIC)
 
@@ -42,8 +49,7 @@ def __getattr__(name):
 
 def register_custom_objects():
     """Import the modules whose layers and models `.keras` files name (safe-mode loading
-    finds only registered classes)."""
-    # students imports model, teacher, the branches, the classifier and the GRL layer.
-    importlib.import_module("discomkd_keras.students")
-    importlib.import_module("discomkd_keras.single_encoder")
-    importlib.import_module("discomkd_keras.unimodal")
+    finds only registered classes): every method's model, which imports the branches,
+    the classifier and the layers."""
+    for method in METHODS.values():
+        method.model_class  # noqa: B018  (importing registers)

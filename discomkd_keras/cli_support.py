@@ -65,10 +65,22 @@ REPORT_BUG = ("This is a bug in discomkd-keras, not a problem with your input: p
               "`discomkd-keras --version`.")
 
 
+class BackendCommand(click.Command):
+    """A command that starts Keras and its backend (quietly, see quiet_backend_start)
+    once its arguments are parsed: `--help` and usage errors never pay for it."""
+
+    def invoke(self, ctx):
+        with quiet_backend_start(verbose="--verbose" in sys.argv[1:]):
+            pass
+        return super().invoke(ctx)
+
+
 class BugReportingGroup(click.Group):
     """A command group under which a user's mistake is one "Error:" line (exit 2,
     from `fail` or click's own usage errors) and anything unexpected keeps its
     traceback, with a request to report it (exit 1)."""
+
+    command_class = BackendCommand
 
     def invoke(self, ctx):
         try:

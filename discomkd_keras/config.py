@@ -9,18 +9,12 @@ import json
 import platform
 from pathlib import Path
 
-from discomkd_keras.data import DataError, SOURCES
-from discomkd_keras.learning_rate import SCHEDULES
-from discomkd_keras.losses import LOSS_TERMS, TASK_LOSS_ONLY
-from discomkd_keras.modality_branch import DISCOMKD_BRANCHES
-
-METHODS = ("discomkd", "unimodal", "single", "teacher", "kd", "kd-mix", "dkd", "mlkd")
-STUDENT_METHODS = ("kd", "kd-mix", "dkd", "mlkd")
-PAIRED_METHODS = ("teacher",) + STUDENT_METHODS
-# Methods with architectures of their own, which no --branch changes.
-OWN_ARCHITECTURE_METHODS = ("single", "teacher")
-STRATEGIES = ("auto", "mirrored", "multiworker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from discomkd_keras.choices import (DISCOMKD_BRANCH_FORMS, LOSS_TERMS, PRECISIONS,
+                                    PRESET_CHOICES, SCHEDULES, SOURCES, STRATEGIES,
+                                    TASK_LOSS_ONLY)
+from discomkd_keras.data import DataError
+from discomkd_keras.methods import (METHOD_NAMES as METHODS, OWN_ARCHITECTURE_METHODS,  # noqa: F401
+                                    STUDENT_METHODS, method_of)
 
 
 class ConfigError(ValueError):
@@ -30,7 +24,7 @@ class ConfigError(ValueError):
 # The training settings a preset fixes; every one is also an option that overrides it.
 PRESET_KEYS = ("epochs", "batch_size", "learning_rate", "feature_dim", "schedule",
                "warmup_epochs", "weight_decay", "patience")
-# The paper's protocol (method.md): ResNet-18 from scratch, D = 512, Adam 1e-4, constant,
+# The paper's protocol (docs/method.md): ResNet-18 from scratch, D = 512, Adam 1e-4, constant,
 # batch 128 per modality, 300 epochs, no early stopping. encoder None: each modality's
 # kind picks (resnet18 for images, mlp for vectors); augment None: the released flips and
 # rotations for images.
@@ -63,8 +57,7 @@ PRESETS = {
     "av-mnist": dict(_BUILT_IN, encoder="lenet", feature_dim=128, epochs=6, learning_rate=1e-3,
                      batch_size=64),
 }
-# What --preset a user can name; with none, the data source picks (DEFAULT_PRESET).
-PRESET_CHOICES = ("edge", "paper")
+# What --preset a user can name (choices.PRESET_CHOICES); with none, the data source picks.
 # Own files get the edge preset; the released layout the paper's protocol, so that results
 # against the authors' script keep their meaning.
 DEFAULT_PRESET = {"files": "edge", "arrays": "edge", "released": "paper",
@@ -306,9 +299,9 @@ def branch_of(config):
 
 
 def _check_values(config):
-    if config["branch"] not in DISCOMKD_BRANCHES:
-        raise ConfigError(f"Unknown branch {config['branch']!r}; expected one of "
-                          f"{DISCOMKD_BRANCHES}.")
+    if config["branch"] not in DISCOMKD_BRANCH_FORMS:
+        raise ConfigError(f"Unknown branch form {config['branch']!r}; expected one of "
+                          f"{DISCOMKD_BRANCH_FORMS}.")
     if config["strategy"] not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {config['strategy']!r}; expected one of {STRATEGIES}.")
     if config["strategy"] == "multiworker":
@@ -376,7 +369,7 @@ def resolve_config(spec, data, options):
     anything is written: the model's own argument checks run here too.
     """
     from discomkd_keras.data.unpaired_batches import VECTOR_OPS, parse_augment
-    from discomkd_keras.model import check_model_arguments
+    from discomkd_keras.models.discomkd import check_model_arguments
 
     config = merged_options(options)
     for m in list(config["encoders"]) + list(config["augment"]) + list(config["pretrained"]):
@@ -419,7 +412,7 @@ def _resolve_pretrained(config, families):
     """Check each pretrained source against its modality's encoder family and shape, and
     load it once into a scratch encoder: a file that does not fit (or a download that
     fails) stops the run here, before a run directory exists. A file's path made absolute."""
-    from discomkd_keras.encoders import build_encoder, check_pretrained, load_pretrained
+    from discomkd_keras.models.encoders import build_encoder, check_pretrained, load_pretrained
 
     for m, source in config["pretrained"].items():
         if source != "imagenet":
@@ -438,29 +431,32 @@ def _resolve_method(config, options, spec, data):
     from discomkd_keras.run_directory import RunError, best_path, read_run
 
     method = config["method"]
-    if method not in METHODS:
-        raise ConfigError(f"Unknown method {method!r}; expected one of {METHODS}.")
-    if method != "discomkd":
+    try:
+        entry = method_of(method)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if not entry.loss_weights:
         if options.get("loss_weights"):
             raise ConfigError(f"--loss-weight applies to DisCoM-KD only; method {method!r} trains "
                              "with the task loss (and its distillation term).")
         config["loss_weights"] = dict(TASK_LOSS_ONLY)
-    if method in OWN_ARCHITECTURE_METHODS:
+    if entry.own_architecture:
         if config["branch"] != "separate":
-            raise ConfigError(f"--branch {config['branch']} applies to discomkd, unimodal and the "
-                              f"students; method {method!r} has an architecture of its own.")
+            with_forms = ", ".join(m for m in METHODS if not method_of(m).own_architecture)
+            raise ConfigError(f"--branch {config['branch']} applies to {with_forms}; method "
+                              f"{method!r} has an architecture of its own.")
         config["branch"] = None  # recorded as not applying
-    if method in PAIRED_METHODS and not data.paired:
+    if entry.paired and not data.paired:
         hint = " (AV-MNIST: --pairing paired)" if data.name.startswith("av-mnist") else ""
         raise DataError(f"Method {method!r} needs paired data, every sample in every modality; "
                         f"{data.name}'s modalities are unpaired{hint}.")
-    if method not in STUDENT_METHODS:
+    if not entry.teacher:
         if config["teacher_run"]:
             raise ConfigError(f"--teacher is for the {', '.join(STUDENT_METHODS)} methods, not {method!r}.")
         return
     if not config["teacher_run"]:
         raise ConfigError(f"Method {method!r} needs --teacher RUN_DIR, a run trained with "
-                         "--method teacher on the same data.")
+                         f"--method {entry.teacher} on the same data.")
     teacher_dir = Path(config["teacher_run"])
     try:
         teacher, _ = read_run(teacher_dir)

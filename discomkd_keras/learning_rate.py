@@ -10,7 +10,7 @@ import math
 
 import keras
 
-SCHEDULES = ("constant", "cosine")
+from discomkd_keras.choices import SCHEDULES
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")

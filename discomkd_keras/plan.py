@@ -13,30 +13,7 @@ import time
 import numpy as np
 
 from discomkd_keras.config import PI_CLASS_PARAMETERS
-
-
-# What an int8 TFLite file holds besides its weights: per output channel of every kernel a
-# float32 scale and an int64 zero point, and the graph itself (measured: 8-15 KB here).
-INT8_BYTES_PER_CHANNEL = 12
-INT8_GRAPH_BYTES = 12 * 1024
-
-
-def int8_bytes(model):
-    """About what an int8 TFLite file of `model` weighs: one byte per element of every
-    kernel (weights of 2 or more axes) plus its per-channel scale and zero point, four
-    per element of the rest (biases become int32; BatchNorm folds into the kernels, so
-    that part errs long), and the graph."""
-    total = INT8_GRAPH_BYTES
-    for weight in model.weights:
-        shape = tuple(weight.shape)
-        size = int(np.prod(shape))
-        if len(shape) >= 2:
-            # A depthwise kernel (kh, kw, C, 1) has C channels; any other, its last axis.
-            channels = shape[2] if len(shape) == 4 and shape[3] == 1 else shape[-1]
-            total += size + INT8_BYTES_PER_CHANNEL * int(channels)
-        else:
-            total += 4 * size
-    return total
+from discomkd_keras.model_cost import count_macs, int8_bytes  # noqa: F401
 
 
 def _size(nbytes):
@@ -50,7 +27,6 @@ def _count(n, unit=""):
 def deployed_costs(config, model):
     """[{name, encoder, input, parameters, macs, int8_bytes}] of the classifiers a run of
     `config` keeps (every modality's, or the teacher)."""
-    from discomkd_keras.export.benchmark import count_macs
     from discomkd_keras.run_directory import deployed_names
 
     rows = []
@@ -124,7 +100,7 @@ def make_plan(config, data, probe_steps=5):
 def plan_lines(plan):
     """The plan as printed: a table of the classifiers to be exported, a line on epochs
     and time, and a note for a classifier bigger than a Pi-class branch."""
-    from discomkd_keras.comparison import _duration
+    from discomkd_keras.comparison.report import duration as _duration
 
     lines = [f"Plan ({'preset ' + plan['preset'] if plan.get('preset') else 'no preset'}): "
              "the classifiers to be exported",

@@ -1,11 +1,12 @@
 """The figures a run writes: training curves (every epoch), confusion matrices and
-the z_inv / z_inf / z_irr embedding map (`discomkd-keras evaluate`)."""
+the z_inv / z_inf / z_irr embedding map (`discomkd-keras evaluate`); and a
+comparison's bars (comparison/report.py). Every file is saved atomically."""
 
 from pathlib import Path
 
 import numpy as np
 
-from discomkd_keras.losses import LOSS_TERMS
+from discomkd_keras.choices import LOSS_TERMS
 from discomkd_keras.run_directory import savefig_atomic
 
 
@@ -98,3 +99,31 @@ def plot_embeddings(embeddings, class_names, path, title):
     savefig_atomic(fig, path)
     plt.close(fig)
     return separation
+
+
+def plot_comparison(raw, summary, path):
+    """Bars of each deployable method's test F1 per modality (comparison/report.py)."""
+    plt = _pyplot()
+    modalities = summary["modalities"]
+    labels = [m for m in summary["methods"] if m != "teacher"]  # the joint teacher deploys nothing
+    fig, axes = plt.subplots(1, len(modalities), figsize=(4.2 * len(modalities) + 1, 4.2),
+                             squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], modalities):
+        means = [summary["methods"][k]["f1"][m][0] for k in labels]
+        stds = [summary["methods"][k]["f1"][m][1] for k in labels]
+        colours = ["tab:grey" if k == "unimodal" else "tab:red" if k == "discomkd" else
+                   "tab:orange" if k.startswith("discomkd") else "tab:blue" for k in labels]
+        ax.bar(range(len(labels)), means, yerr=stds, color=colours, alpha=0.8, capsize=3)
+        for i, k in enumerate(labels):
+            seeds = summary["methods"][k]["f1_per_seed"][m]
+            ax.scatter([i] * len(seeds), seeds, s=9, color="black", zorder=3)
+        if "unimodal" in summary["methods"]:
+            ax.axhline(summary["methods"]["unimodal"]["f1"][m][0], color="tab:grey", ls="--", lw=1)
+        ax.set_xticks(range(len(labels)), labels, rotation=50, ha="right", fontsize=8)
+        ax.set_title(f"{m}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("test weighted F1 (%)")
+    fig.suptitle(f"{raw['dataset']}: mean ± std over {len(raw['seeds'])} seeds (dots: seeds); "
+                 "dashed: unimodal twin", fontsize=10)
+    savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)

@@ -1,74 +1,36 @@
-"""Training runs: the model a config describes, devices and precision, the
-per-epoch recorder (validation, best classifier per modality, checkpoint for
---resume) and the fit loop. The CLI's `train` is a thin layer over `start_run`
-and `resume_run`; the run directory's layout lives in `run_directory.py`.
+"""Training runs: the model a config describes and the fit loop. The CLI's `train`
+is a thin layer over `start_run` and `resume_run`; devices and processes live in
+`distribution.py`, the per-epoch recorder in `recorder.py`, the run directory's
+layout in `run_directory.py`, the methods in `methods.py`.
 """
 
-import contextlib
-import json
-import os
 import shutil
-import signal
-import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from discomkd_keras.config import (PAIRED_METHODS, STUDENT_METHODS, ConfigError, branch_of,
-                                   merged_options, preset_choices, resolve_config, with_preset)
+from discomkd_keras.config import (ConfigError, merged_options, preset_choices,
+                                   resolve_config, with_preset)
 from discomkd_keras.data import load_data
-from discomkd_keras.encoders import ADAM_EPSILON, apply_pretrained
-from discomkd_keras.evaluation import predict_scores, score_best_classifiers, split_xy
-from discomkd_keras.gradient_reversal import GRLScheduler
+from discomkd_keras.distribution import (across_processes, build_from_batch, lost_worker,
+                                         make_strategy, multiworker_task,  # noqa: F401
+                                         start_jax_processes, this_process_only, worker_dir)
+from discomkd_keras.evaluation import score_best_classifiers
 from discomkd_keras.learning_rate import make_learning_rate
-from discomkd_keras.metrics import accuracy, weighted_f1
-from discomkd_keras.model import DisCoMKD
-from discomkd_keras.plots import plot_history
-from discomkd_keras.run_directory import (BEST_DIR, CONFIG, HISTORY, PLOTS_DIR, STATE,
-                                          DiskFullError, RunError, best_path, default_run_dir,
+from discomkd_keras.methods import method_of
+from discomkd_keras.models.encoders import ADAM_EPSILON, apply_pretrained
+from discomkd_keras.recorder import (RunInterrupted, RunRecorder,  # noqa: F401
+                                     epochs_without_improvement, stop_on_ctrl_c)
+from discomkd_keras.run_directory import (CONFIG, RunError, best_path, default_run_dir,
                                           fresh_state, load_checkpoint, load_model_file,
                                           lock_run_dir, prepare_run_dir, read_history, read_run,
-                                          rows_to_csv, stage_json, stage_model, stage_text,
                                           write_json)
-from discomkd_keras.single_encoder import SingleEncoderClassifiers
-from discomkd_keras.students import DistillWarmup, DistilledStudents
-from discomkd_keras.teacher import MultimodalTeacher
-from discomkd_keras.unimodal import UnimodalClassifiers
 
 
 def build_model(config):
-    """The training model a run's config describes, untrained."""
-    shapes, k = config["input_shapes"], len(config["class_names"])
-    encoders = config["encoders"] or None
-    method = config["method"]
-    conventions = config.get("conventions", "keras")  # runs from before the option: Keras'
-    if method == "teacher":
-        return MultimodalTeacher(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
-                                 conventions=conventions)
-    if method == "single":
-        return SingleEncoderClassifiers(shapes, k, encoders=encoders,
-                                        feature_dim=config["feature_dim"], conventions=conventions)
-    branch = branch_of(config)
-    if method in STUDENT_METHODS:
-        teacher = config["teacher"]
-        return DistilledStudents(shapes, k, method=method, encoders=encoders,
-                                 feature_dim=config["feature_dim"], branch=branch,
-                                 conventions=conventions,
-                                 teacher_encoders=teacher["encoders"] or None,
-                                 teacher_feature_dim=teacher["feature_dim"],
-                                 teacher_conventions=teacher.get("conventions", "keras"))
-    if method == "unimodal":
-        return UnimodalClassifiers(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
-                                   branch=branch, conventions=conventions)
-    return DisCoMKD(shapes, k, encoders=encoders, feature_dim=config["feature_dim"],
-                    loss_weights=config["loss_weights"], perp_mode=config["perp_mode"],
-                    grl_lambda=config["grl_lambda"],
-                    modality_targets=config.get("modality_targets", "labels"),
-                    conventions=conventions, branch=branch)
+    """The training model a run's config describes, untrained (methods.py builds it)."""
+    return method_of(config).build(config)
 
 
 def make_optimizer(config, steps_per_epoch=1):
@@ -81,363 +43,6 @@ def make_optimizer(config, steps_per_epoch=1):
     if weight_decay:
         return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, epsilon=epsilon)
     return keras.optimizers.Adam(learning_rate, epsilon=epsilon)
-
-
-# --- devices and precision -----------------------------------------------------
-def make_strategy(name):
-    """A context manager under which the model is built and trained."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-        if name == "auto":
-            return tf.distribute.get_strategy()
-        if name == "multiworker":
-            _mean_scalar_logs_over_workers()
-            return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
-        # Mirror over all GPUs; with none, over the logical CPUs (how tests split one CPU in two).
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
-                  [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "auto":
-        return _NullScope()
-    if name == "mirrored" and backend == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-        return _NullScope()
-    if name == "multiworker" and backend == "jax":
-        start_jax_processes()
-        distribution = keras.distribution.DataParallel()  # every device of every process
-        distribution.auto_shard_dataset = False  # each process feeds its share (UnpairedBatches)
-        keras.distribution.set_distribution(distribution)
-        return _NullScope()
-    raise ConfigError(f"--strategy {name} is not available on the {backend} backend "
-                     "(jax: auto, mirrored or multiworker, via keras.distribution.DataParallel).")
-
-
-def start_jax_processes():
-    """jax.distributed.initialize from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
-    JAX_PROCESS_ID (once per process, before any JAX computation); CPUs reach each
-    other through gloo."""
-    import jax
-
-    if jax.distributed.is_initialized():
-        return
-    task = multiworker_task()
-    if task is None or "JAX_COORDINATOR_ADDRESS" not in os.environ:
-        raise ConfigError("--strategy multiworker on JAX needs JAX_COORDINATOR_ADDRESS (host:port "
-                          "of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID.")
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
-                               num_processes=task["workers"], process_id=task["index"])
-
-
-def _across_processes():
-    return keras.backend.backend() == "jax" and _jax_process_count() > 1
-
-
-def _jax_process_count():
-    import jax
-
-    return jax.process_count() if jax.distributed.is_initialized() else 1
-
-
-@contextlib.contextmanager
-def _this_process_only():
-    """No keras.distribution while models are made here: their variables stay on
-    this process's devices, so predict can read their outputs."""
-    if keras.backend.backend() != "jax":
-        yield
-        return
-    saved = keras.distribution.distribution()
-    keras.distribution.set_distribution(None)
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(saved)
-
-
-def _mean_scalar_logs_over_workers():
-    """Keras 3.15's TF trainer averages a training step's logs over the workers of
-    a MultiWorkerMirroredStrategy with strategy.reduce("MEAN", v, axis=0), which
-    fails on a scalar ("Invalid reduction dimension 0 for input with 0
-    dimensions"); every log is a scalar. Average them with axis=None instead."""
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    if getattr(tf_trainer.reduce_per_replica, "scalar_safe", False):
-        return
-    keras_reduce = tf_trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
-            return keras.tree.map_structure(
-                lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values)
-        return keras_reduce(values, strategy, reduction)
-
-    reduce_per_replica.scalar_safe = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
-
-
-def build_from_batch(model, batch):
-    """Under a tf.distribute strategy, Keras' TF fit builds the model from a batch
-    it takes from a fresh training iterator and averages over replicas with
-    strategy.reduce. MultiWorkerMirroredStrategy cannot reduce an (x, y) nest
-    (Keras 3.15: "Attempt to convert a value ({'rgb': PerReplica ...}) to a
-    Tensor"), and the batches that iterator takes or prefetches are lost to the
-    stream. Build from `batch` (one global batch, NumPy) instead."""
-    def build(iterator=None, data_batch=None):
-        with model.distribute_strategy.scope():
-            model._symbolic_build(data_batch=batch)
-
-    model._maybe_symbolic_build = build
-
-
-class _NullScope:
-    num_replicas_in_sync = 1
-
-    def scope(self):
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-# --- the per-epoch recorder ----------------------------------------------------
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run at a step boundary after saving a checkpoint that
-    `--resume` continues from; the message says how."""
-
-
-class RunRecorder(keras.callbacks.Callback):
-    """After every epoch: validation accuracy and weighted F1 per modality and
-    the history CSV; at checkpoints, the best classifier per modality, the
-    `last` training model with its optimizer, plots, and state.json (renamed
-    into place last: it marks the checkpointed epoch).
-
-    A checkpoint is written after the final epoch and whenever skipping it
-    could cost more than `checkpoint_seconds` of work by the next epoch's end
-    (0: every epoch). A crash then loses at most one epoch or that many
-    seconds, whichever is more; best classifiers found in between wait in
-    memory, so best/ always matches state.json.
-
-    Every file of a checkpoint is first written under a temporary name and
-    renamed only when all are written: a full disk (DiskFullError) leaves the
-    previous checkpoint, best/ and state.json as they were. `stop_requested`
-    (set by Ctrl-C) stops training at the next step boundary with a checkpoint
-    of that step (state.json's "step": steps of the next epoch already taken).
-    """
-
-    def __init__(self, run_dir, data, config, state, history_rows, classifiers, steps,
-                 epoch_log=None):
-        super().__init__()
-        self.epoch_log = epoch_log  # a function given one plain line per epoch, or None
-        self.run_dir = Path(run_dir)
-        self.data = data
-        self.config = config
-        self.state = state
-        self.rows = history_rows
-        # {modality: its ModalityClassifier (probabilities), or "teacher": the teacher (logits)};
-        # validation takes the argmax of either.
-        self.classifiers = classifiers
-        self.steps = steps
-        self.samples_per_epoch = steps * config["batch_size"] * len(data.modalities)
-        self.checkpoint_seconds = float(config.get("checkpoint_seconds", 0))
-        self._pending = {}  # {name: (weights, info)}: best classifiers not yet on disk
-        self._holders = {}  # {name: a copy of the classifier that carries best weights to disk}
-        self._last_checkpoint = time.perf_counter()
-        self.step_offset = 0  # steps of the first epoch taken before a resumed interruption
-        self.stop_requested = False
-        self.stopped_at = None  # (epochs done, steps of the next) once stopped by a request
-        self.patience = int(config.get("patience") or 0)
-        self.stopped_early = None  # {"epoch", "reason"} once early stopping ended the run
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-        self._steps_done = self.step_offset
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps_done = self.step_offset + batch + 1
-        if self.stop_requested:
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        try:
-            self._epoch_end(epoch, logs)
-        except DiskFullError as err:
-            raise DiskFullError(
-                f"{err}. The run keeps its last checkpoint (epoch {self.state['epoch']}) and "
-                f"best/ as they were; free some space, then continue it: "
-                f"discomkd-keras train --resume {self.run_dir}") from None
-
-    def _epoch_end(self, epoch, logs):
-        if self.stop_requested and self._steps_done < self.steps:
-            self._save(epoch, self._stage_checkpoint(epoch, self._steps_done))
-            self.stopped_at = (epoch, self._steps_done)
-            return
-        seconds = time.perf_counter() - self._start
-        share = (self.steps - self.step_offset) / self.steps
-        self.step_offset = 0
-        row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
-               "samples_per_s": round(share * self.samples_per_epoch / seconds, 2)}
-        if isinstance(self.model, DisCoMKD):
-            row["grl_lambda"] = float(keras.ops.convert_to_numpy(
-                self.model.get_layer("gradient_reversal").grl_lambda))
-        row.update({k: float(v) for k, v in (logs or {}).items()})
-        started = time.perf_counter()
-        self._validate(epoch, row)
-        row["validation_seconds"] = round(time.perf_counter() - started, 3)
-        if logs is not None:  # the callbacks after this one (TensorBoard, CSVLogger, a
-            for name in self.classifiers:  # user's EarlyStopping) and History read them
-                logs[f"val_{name}_f1"] = row[f"val_{name}_f1"]
-                logs[f"val_{name}_accuracy"] = row[f"val_{name}_acc"]
-        self.rows.append(row)
-        self._check_patience(epoch)
-        now = time.perf_counter()
-        due = (epoch + 1 >= self.config["epochs"] or self.checkpoint_seconds <= 0
-               or self.stop_requested or self.stopped_early is not None
-               or now - self._last_checkpoint + (now - self._start) > self.checkpoint_seconds)
-        staged = self._stage_checkpoint(epoch + 1, 0) if due else None
-        if due:
-            row["checkpoint_seconds"] = round(time.perf_counter() - now, 3)
-        row["wall_seconds"] = round(time.perf_counter() - self._start, 3)
-        self._save(epoch, staged)
-        if due:
-            plot_history(self.rows, list(self.classifiers), self.run_dir / PLOTS_DIR)
-            self._last_checkpoint = time.perf_counter()
-        if self.epoch_log:
-            self.epoch_log(epoch_line(row, logs or {}, self.config["epochs"], self.classifiers))
-        if self.stop_requested:
-            self.model.stop_training = True
-            self.stopped_at = (epoch + 1, 0)
-        elif self.stopped_early is not None:
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        """A callback after this one (a user's EarlyStopping) stopped training: checkpoint
-        the last epoch, so best/ holds the best classifiers and the run counts as finished."""
-        if not self.model.stop_training or self.stop_requested or self.stopped_early or not self.rows:
-            return
-        last = int(self.rows[-1]["epoch"])
-        if last >= self.config["epochs"] or self.state["epoch"] >= last:
-            return
-        self.stopped_early = {"epoch": last, "reason": "a callback stopped training "
-                              "(model.stop_training)"}
-        try:
-            self._save(last - 1, self._stage_checkpoint(last, 0))
-        except DiskFullError as err:
-            raise DiskFullError(f"{err}. The run keeps its last checkpoint (epoch "
-                                f"{self.state['epoch']}) and best/ as they were.") from None
-
-    def _check_patience(self, epoch):
-        """Early stopping: the run ends once no kept classifier's validation weighted F1
-        has improved for `patience` epochs (each one's best epoch is already kept)."""
-        waited = epochs_without_improvement(self.rows, list(self.classifiers))
-        if self.patience and waited >= self.patience and epoch + 1 < self.config["epochs"]:
-            self.stopped_early = {
-                "epoch": epoch + 1,
-                "reason": f"no modality's validation weighted F1 improved for {waited} epochs "
-                          f"(--patience {self.patience})"}
-
-    def _holder(self, m):
-        """A twin of classifier m of its own class (clone_model loses subclasses), on this
-        process's devices alone."""
-        if m not in self._holders:
-            with _this_process_only():
-                self._holders[m] = keras.saving.deserialize_keras_object(
-                    keras.saving.serialize_keras_object(self.classifiers[m]))
-        return self._holders[m]
-
-    def _validate(self, epoch, row):
-        for m, classifier in self.classifiers.items():
-            x, y = split_xy(self.data, m, "valid")
-            if _across_processes():  # predict cannot fetch outputs spread over processes
-                self._holder(m).set_weights(classifier.get_weights())
-                classifier = self._holder(m)
-                with _this_process_only():
-                    scores = predict_scores(classifier, x, self.config["batch_size"])
-            else:
-                scores = predict_scores(classifier, x, self.config["batch_size"])
-            pred = scores.argmax(1)
-            f1 = weighted_f1(y, pred, self.data.num_classes)
-            row[f"val_{m}_acc"] = accuracy(y, pred)
-            row[f"val_{m}_f1"] = f1
-            best = self._pending.get(m, (None, self.state["best"].get(m)))[1]
-            if best is None or f1 > best["f1"]:
-                info = {"modality": m, "epoch": epoch + 1, "f1": f1, "accuracy": row[f"val_{m}_acc"]}
-                self._pending[m] = (classifier.get_weights(), info)
-
-    def _stage_checkpoint(self, epochs_done, step):
-        """Write the pending best classifiers and the training model under temporary
-        names; return ([(tmp, final)], the state.json that names them)."""
-        (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
-        staged, state = [], json.loads(json.dumps(self.state))
-        try:
-            for m, (weights, info) in self._pending.items():
-                self._holder(m).set_weights(weights)
-                path = best_path(self.run_dir, m)
-                staged.append((stage_model(self._holder(m), path), path))
-                staged.append((stage_json(path.with_suffix(".json"), info), path.with_suffix(".json")))
-                state["best"][m] = info
-            checkpoint = f"last-epoch{epochs_done:04d}" + (f"-step{step:05d}" if step else "") + ".keras"
-            staged.append((stage_model(self.model, self.run_dir / checkpoint), self.run_dir / checkpoint))
-        except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-            raise
-        state.update({"epoch": epochs_done, "checkpoint": checkpoint})
-        if self.stopped_early is not None:
-            state["stopped_early"] = self.stopped_early
-        state.pop("step", None)
-        if step:
-            state["step"] = step
-        return staged, state
-
-    def _save(self, epoch, staged):
-        """Write history.csv and state.json beside the staged checkpoint files, then
-        rename them all into place, state.json last; on a full disk, nothing changes."""
-        files, state = staged or ([], None)
-        try:
-            files.append((stage_text(self.run_dir / HISTORY, rows_to_csv(self.rows)),
-                          self.run_dir / HISTORY))
-            if state is not None:
-                files.append((stage_json(self.run_dir / STATE, state), self.run_dir / STATE))
-        except BaseException:
-            for tmp, _ in files:
-                tmp.unlink(missing_ok=True)
-            raise
-        for tmp, final in files:
-            os.replace(tmp, final)
-        if state is not None:
-            previous = self.state.get("checkpoint")
-            self.state.clear()
-            self.state.update(state)
-            self._pending = {}
-            if previous and previous != state["checkpoint"]:
-                (self.run_dir / previous).unlink(missing_ok=True)
-
-
-def epochs_without_improvement(rows, names):
-    """Epochs since the last one in which any of `names` reached a validation weighted F1
-    above all its earlier ones (history rows, oldest first; the first epoch improves)."""
-    best, waited = {}, 0
-    for row in rows:
-        improved = False
-        for name in names:
-            f1 = row.get(f"val_{name}_f1")
-            if f1 is not None and (name not in best or float(f1) > best[name]):
-                best[name], improved = float(f1), True
-        waited = 0 if improved else waited + 1
-    return waited
-
-
-def epoch_line(row, logs, epochs, names):
-    """One plain line for a log file: the epoch, the losses Keras' bar shows, each
-    modality's validation weighted F1 and the time spent."""
-    losses = "  ".join(f"{k} {float(v):.4f}" for k, v in logs.items() if not k.startswith("val_"))
-    f1 = "  ".join(f"{m} {row[f'val_{m}_f1']:.4f}" for m in names)
-    return (f"epoch {row['epoch']}/{epochs}  {losses}  |  val F1 {f1}  |  "
-            f"{row['seconds']:.1f} s train, {row['validation_seconds']:.1f} s valid")
 
 
 # --- train ------------------------------------------------------------------------
@@ -465,7 +70,7 @@ def start_run(spec, options, encoder_items=(), run_dir=None, overwrite=False, lo
     config = resolve_config(spec, data, preset_choices(options, data, encoder_items))
     worker = multiworker_task() if config["strategy"] == "multiworker" else None
     if worker and not worker["chief"]:
-        with _worker_dir(worker, log) as scratch:
+        with worker_dir(worker, log) as scratch:
             return None, config, train_run(config, scratch, data=data, verbose=verbose, log=log,
                                            callbacks=callbacks)
     run_dir = prepare_run_dir(run_dir or default_run_dir(data.name), overwrite=overwrite)
@@ -496,7 +101,7 @@ def resume_run(run_dir, log=print, verbose=1, data=None, callbacks=()):
         start_jax_processes()  # before any JAX computation
     worker = multiworker_task() if config["strategy"] == "multiworker" else None
     if worker and not worker["chief"]:
-        with _worker_dir(worker, log) as scratch:
+        with worker_dir(worker, log) as scratch:
             shutil.copytree(run_dir, scratch, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(".lock", "tensorboard", "plots"))
             return None, config, train_run(None, scratch, data=data, resume=True, verbose=verbose,
@@ -504,88 +109,6 @@ def resume_run(run_dir, log=print, verbose=1, data=None, callbacks=()):
     log(f"Resuming {run_dir}")
     return Path(run_dir), config, train_run(None, run_dir, data=data, resume=True,
                                             verbose=verbose, log=log, callbacks=callbacks)
-
-
-def multiworker_task(environ=os.environ, backend=None):
-    """This process's task: {"type", "index", "chief", "workers"}; None outside a cluster.
-    TensorFlow: from TF_CONFIG; the chief is task "chief", or worker 0 of a cluster
-    without one. JAX: from JAX_PROCESS_ID and JAX_NUM_PROCESSES; the chief is process 0."""
-    if (backend or keras.backend.backend()) == "jax":
-        if "JAX_PROCESS_ID" not in environ:
-            return None
-        try:
-            index, count = int(environ["JAX_PROCESS_ID"]), int(environ["JAX_NUM_PROCESSES"])
-        except (KeyError, ValueError) as err:
-            raise ConfigError(f"JAX_PROCESS_ID and JAX_NUM_PROCESSES must be integers ({err!r}).") \
-                from None
-        if count < 1:
-            raise ConfigError(f"JAX_NUM_PROCESSES={count}: a cluster has at least 1 process.")
-        if not 0 <= index < count:
-            raise ConfigError(f"JAX_PROCESS_ID={index} is outside the cluster: JAX_NUM_PROCESSES="
-                              f"{count} numbers its processes 0 to {count - 1}.")
-        return {"type": "process", "index": index, "chief": index == 0, "workers": count}
-    raw = environ.get("TF_CONFIG")
-    if not raw:
-        return None
-    try:
-        tf_config = json.loads(raw)
-        cluster, task = tf_config["cluster"], tf_config["task"]
-        kind, index = task["type"], int(task.get("index", 0))
-    except (ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"TF_CONFIG is not a cluster and task ({err!r}): {raw[:200]}") from None
-    if not isinstance(cluster, dict) or not all(isinstance(v, list) for v in cluster.values()) \
-            or not isinstance(kind, str):
-        raise ConfigError("TF_CONFIG is not a cluster {task type: [addresses]} and a task "
-                          f"{{\"type\": name, \"index\": number}}: {raw[:200]}")
-    size = len(cluster.get(kind, []))
-    if not 0 <= index < size:
-        this = json.dumps({"type": kind, "index": index})
-        if size:
-            has = f"1 {kind!r} task (index 0)" if size == 1 else \
-                f"{size} {kind!r} tasks (index 0 to {size - 1})"
-        else:
-            types = ", ".join(f"{len(v)} {k!r}" for k, v in cluster.items()) or "none"
-            has = f"no {kind!r} task (its tasks: {types})"
-        raise ConfigError(f"TF_CONFIG: task {this} is outside its cluster, which has {has}.")
-    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
-    workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
-    return {"type": kind, "index": index, "chief": chief, "workers": workers}
-
-
-@contextlib.contextmanager
-def _lost_worker(config, run_dir, recorder):
-    """A multi-worker run whose peer died (its collectives abort within seconds):
-    one line saying where the run stands and how to continue it, not a traceback."""
-    try:
-        yield
-    except Exception as err:
-        kind, text = type(err).__name__, str(err)
-        lost = kind in ("UnavailableError", "AbortedError", "DeadlineExceededError",
-                        "CancelledError") or (  # TensorFlow; JAX's collectives across CPUs:
-            keras.backend.backend() == "jax" and ("Gloo" in text or "UNAVAILABLE" in text))
-        if config["strategy"] != "multiworker" or not lost:
-            raise
-        cause = text.split("\n")[0].split("}} ")[-1][:300]
-        raise RunError(
-            f"A worker of the cluster stopped or cannot be reached ({kind}: {cause}). The run is "
-            f"checkpointed after epoch {recorder.state['epoch']}; once every worker is back, "
-            "continue it on each, with its TF_CONFIG or JAX_* variables: "
-            "discomkd-keras train --resume "
-            f"{run_dir if multiworker_task()['chief'] else 'RUN_DIR (the chief run directory)'}"
-        ) from None
-
-
-@contextlib.contextmanager
-def _worker_dir(worker, log):
-    """A temporary run directory for a worker that is not the chief: it trains in
-    step with the chief, and only the chief's run directory is the user's."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"discomkd-{worker['type']}{worker['index']}-"))
-    log(f"{worker['type']} {worker['index']} of {worker['workers']}: training with the chief, "
-        "which writes the run directory (this worker's files are temporary)")
-    try:
-        yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def constant_modalities(data, split="train", rows=512):
@@ -602,28 +125,6 @@ def constant_modalities(data, split="train", rows=512):
         if sample.size and sample.min() == sample.max():
             found.append((m, float(sample.flat[0])))
     return found
-
-
-@contextlib.contextmanager
-def _stop_on_ctrl_c(recorder):
-    """The first Ctrl-C asks `recorder` to stop at the next step boundary with a
-    checkpoint; a second one interrupts at once (no checkpoint)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def ask(signum, frame):
-        if recorder.stop_requested:
-            raise KeyboardInterrupt
-        recorder.stop_requested = True
-        print("\nCtrl-C: stopping after this step with a checkpoint (Ctrl-C again: stop now, "
-              "without one).", file=sys.stderr, flush=True)
-
-    previous = signal.signal(signal.SIGINT, ask)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def train_run(config, run_dir, data=None, resume=False, verbose=1, log=print, callbacks=()):
@@ -659,7 +160,7 @@ def make_batches(config, data, epoch=0, share=(0, 1)):
     from discomkd_keras.data.unpaired_batches import (PairedBatches, UnpairedBatches,
                                                       balanced_class_weights)
 
-    paired = config.get("method") in PAIRED_METHODS
+    paired = method_of(config).paired
     weights = balanced_class_weights(data) if config.get("class_weight") == "balanced" else None
     return (PairedBatches if paired else UnpairedBatches)(
         data, batch_size=config["batch_size"], augment=config["augment"], seed=config["seed"],
@@ -685,13 +186,14 @@ def _train_locked(config, run_dir, data, resume, verbose, log, extra_callbacks=(
         log(f"Warning: every training value of modality {m!r} is {value:g} (a dead sensor or an "
             f"empty array?): its classifier has nothing to learn from.")
 
+    method = method_of(config)
     keras.utils.set_random_seed(int(config["seed"]) + state["epoch"])
     keras.mixed_precision.set_global_policy(config["precision"])
     strategy = make_strategy(config["strategy"])
     if getattr(strategy, "num_replicas_in_sync", 1) > 1:
         print(f"Training on {strategy.num_replicas_in_sync} replicas")
     share = (0, 1)
-    if _across_processes():  # each process feeds its share of every global batch
+    if across_processes():  # each process feeds its share of every global batch
         import jax
         share = (jax.process_index(), jax.process_count())
         if config["batch_size"] % share[1]:
@@ -710,11 +212,11 @@ def _train_locked(config, run_dir, data, resume, verbose, log, extra_callbacks=(
                 apply_pretrained(model, config.get("pretrained"))
             except ValueError as err:
                 raise ConfigError(str(err)) from None
-            if isinstance(model, DistilledStudents):
+            if method.teacher:  # a student: the frozen teacher gets its finished run's weights
                 model.load_teacher_weights(
-                    load_model_file(best_path(config["teacher_run"], "teacher")))
+                    load_model_file(best_path(config["teacher_run"], method.teacher)))
             model.compile(optimizer=make_optimizer(config, len(batches)))
-        if isinstance(model, MultimodalTeacher):
+        if method.joint:
             classifiers = {"teacher": model}
         else:
             classifiers = {m: model.classifier(m) for m in data.modalities}
@@ -725,12 +227,7 @@ def _train_locked(config, run_dir, data, resume, verbose, log, extra_callbacks=(
     recorder = RunRecorder(run_dir, data, config, state, rows, classifiers, len(batches),
                            epoch_log=epoch_log)
     callbacks = [recorder]
-    schedules = []
-    if isinstance(model, DisCoMKD):
-        schedules.append(GRLScheduler(config["grl_schedule"], config["grl_lambda"],
-                                      epochs=config["epochs"], steps_per_epoch=len(batches)))
-    if config["method"] == "dkd":
-        schedules.append(DistillWarmup(config.get("dkd_warmup_epochs", 0), len(batches)))
+    schedules = method.make_schedules(config, len(batches))
     callbacks = schedules + callbacks
     if config["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
@@ -738,7 +235,7 @@ def _train_locked(config, run_dir, data, resume, verbose, log, extra_callbacks=(
     epoch, step = state["epoch"], state.get("step", 0)
     fit_verbose = 1 if verbose == 1 else 0
     # `batches` is an endless stream that set_epoch positions; Keras must not reorder it.
-    with _stop_on_ctrl_c(recorder), _lost_worker(config, run_dir, recorder):
+    with stop_on_ctrl_c(recorder), lost_worker(config, run_dir, recorder):
         if step:  # stopped mid-epoch: finish that epoch from its next step
             for c in schedules + [recorder]:
                 c.step_offset = step
@@ -760,5 +257,5 @@ def _train_locked(config, run_dir, data, resume, verbose, log, extra_callbacks=(
             f" and {steps} of epoch {done + 1}'s {len(batches)} steps" if steps else "")
         raise RunInterrupted(f"Interrupted: {run_dir} is checkpointed after {where}. Continue "
                              f"with: discomkd-keras train --resume {run_dir}")
-    with _this_process_only():
+    with this_process_only():
         return score_best_classifiers(run_dir, data, config)

@@ -10,30 +10,8 @@ import statistics
 import tempfile
 import time
 
+from discomkd_keras.model_cost import count_macs
 from discomkd_keras.export.tflite_export import QUANTIZATIONS, export_modality, load_best_classifier
-
-
-def count_macs(model):
-    """Multiply-accumulates of one forward pass (batch 1) through Conv2D,
-    DepthwiseConv2D and Dense layers, nested models included."""
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += count_macs(layer)
-        elif isinstance(layer, keras.layers.DepthwiseConv2D):
-            _, h, w, _ = layer.output.shape
-            kh, kw, cin, mult = layer.kernel.shape
-            total += h * w * kh * kw * cin * mult
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, _ = layer.output.shape
-            kh, kw, cin_per_group, cout = layer.kernel.shape
-            total += h * w * kh * kw * cin_per_group * cout
-        elif isinstance(layer, keras.layers.Dense):
-            fan_in, units = layer.kernel.shape
-            total += fan_in * units
-    return int(total)
 
 
 def time_model(model_path, x, threads, runs, warmup=20):

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from discomkd_keras import run_directory
+from discomkd_keras.model_cost import all_layers
 from discomkd_keras.edge_demo import model_card, runtime
 from discomkd_keras.export.float_input_layers import input_layer_ops, kept_float
 from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, verify
 
-QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
-IO_TYPES = ("float32", "int8", "uint8")
+from discomkd_keras.choices import IO_TYPES, QUANTIZATIONS  # noqa: E402
 
 
 class ExportError(ValueError):
@@ -51,16 +51,6 @@ def load_best_classifier(run_dir, modality):
         raise ExportError(str(err)) from None
 
 
-def _all_layers(model):
-    """Every layer of `model`, those of its nested models included."""
-    import keras
-
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
 def as_float32(model):
     """The same model with every layer computing in float32.
 
@@ -74,10 +64,10 @@ def as_float32(model):
     """
     import keras
 
-    from discomkd_keras.modality_classifier import ModalityClassifier
+    from discomkd_keras.models.modality_classifier import ModalityClassifier
 
     if isinstance(model, ModalityClassifier):
-        if all(layer.compute_dtype == "float32" for layer in _all_layers(model)):
+        if all(layer.compute_dtype == "float32" for layer in all_layers(model)):
             return model
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy("float32")
@@ -111,7 +101,7 @@ def probability_model(classifier, modality):
     giving logits, which gets its softmax here (the legacy path)."""
     import keras
 
-    from discomkd_keras.modality_classifier import ModalityClassifier
+    from discomkd_keras.models.modality_classifier import ModalityClassifier
 
     classifier = as_float32(classifier)
     if isinstance(classifier, ModalityClassifier):

@@ -80,11 +80,11 @@ def stop_after_steps(monkeypatch, epochs, steps):
 def fake_finished_run(tmp_path, monkeypatch):
     """tmp_path/seed0/unimodal with a two-epoch history.csv, for comparison.run_record, whose
     model loading and MAC count are stubbed (42 MACs)."""
-    import discomkd_keras.export.benchmark as benchmark
+    import discomkd_keras.model_cost as model_cost
     import discomkd_keras.run_directory as run_directory
 
     monkeypatch.setattr(run_directory, "load_best", lambda run_dir, m: (None, {}))
-    monkeypatch.setattr(benchmark, "count_macs", lambda model: 42)
+    monkeypatch.setattr(model_cost, "count_macs", lambda model: 42)
     run = tmp_path / "seed0" / "unimodal"
     run.mkdir(parents=True)
     (run / "history.csv").write_text("epoch,seconds,samples_per_s\n1,3.0,10\n2,2.0,20\n")

@@ -231,7 +231,8 @@ def test_jax_process_outside_its_cluster(pid, count, message):
 def interrupted_second_run(monkeypatch):
     """train_run finishes the first run (fake results, no training) and is interrupted in the
     second; run_record reads nothing from disk."""
-    from discomkd_keras import comparison, training
+    from discomkd_keras import training
+    from discomkd_keras.comparison import runs
 
     calls = []
 
@@ -243,7 +244,7 @@ def interrupted_second_run(monkeypatch):
         return {"rgb": {"test_weighted_f1": 0.5}}
 
     monkeypatch.setattr(training, "train_run", fake_train_run)
-    monkeypatch.setattr(comparison, "run_record", lambda run_dir, work_dir, label, seed, results: {
+    monkeypatch.setattr(runs, "run_record", lambda run_dir, work_dir, label, seed, results: {
         "method": label, "seed": seed, "results": results, "seconds_per_epoch": 1.0})
     return calls
 

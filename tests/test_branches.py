@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from discomkd_keras.encoders import build_encoder
-from discomkd_keras.modality_branch import ModalityBranch
-from discomkd_keras.modality_classifier import ModalityClassifier
-from discomkd_keras.model import DisCoMKD
+from discomkd_keras.models.encoders import build_encoder
+from discomkd_keras.models.modality_branch import ModalityBranch
+from discomkd_keras.models.modality_classifier import ModalityClassifier
+from discomkd_keras.models.discomkd import DisCoMKD
 
 pytestmark = pytest.mark.portable
 
@@ -142,7 +142,7 @@ def test_embedder_of_each_form():
 
 
 def test_z_irr_projection_trains_only_where_the_loss_reaches_it():
-    from discomkd_keras.unimodal import UnimodalClassifiers
+    from discomkd_keras.models.unimodal import UnimodalClassifiers
 
     task_only = {"cl": 1.0, "adv": 1.0, "mod": 0.0, "aux": 1.0, "perp": 0.0}
     for model, trained in ((DisCoMKD(SHAPES, K, encoders=ENCODERS, feature_dim=D, branch="shared"), True),

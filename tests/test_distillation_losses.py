@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from discomkd_keras.distillation_losses import dkd_loss, kd_loss, mlkd_loss
+from discomkd_keras.models.distillation_losses import dkd_loss, kd_loss, mlkd_loss
 
 pytestmark = pytest.mark.portable
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from discomkd_keras.encoders import Conventions, build_encoder
-from discomkd_keras.model import DisCoMKD
+from discomkd_keras.models.encoders import Conventions, build_encoder
+from discomkd_keras.models.discomkd import DisCoMKD
 
 pytestmark = pytest.mark.portable
 
@@ -88,7 +88,7 @@ APPLICATIONS = ("mobilenetv3small", "mobilenetv3small-hardswish", "mobilenetv2",
 
 
 def test_the_application_families_are_listed():
-    from discomkd_keras.encoders import APPLICATION_FAMILIES, ENCODER_FAMILIES, IMAGE_FAMILIES
+    from discomkd_keras.models.encoders import APPLICATION_FAMILIES, ENCODER_FAMILIES, IMAGE_FAMILIES
 
     assert APPLICATION_FAMILIES == APPLICATIONS
     assert set(APPLICATIONS) <= set(IMAGE_FAMILIES) <= set(ENCODER_FAMILIES)
@@ -96,7 +96,7 @@ def test_the_application_families_are_listed():
 
 @pytest.mark.parametrize("family", APPLICATIONS)
 def test_application_families_take_any_channel_count(family):
-    from discomkd_keras.encoders import BN_MOMENTUM
+    from discomkd_keras.models.encoders import BN_MOMENTUM
 
     rng = np.random.default_rng(0)
     for channels in (1, 5):
@@ -126,7 +126,7 @@ def test_mobilenetv3small_is_minimalistic_unless_hardswish():
 
 
 def test_mobilenetv2_width_comes_from_the_name():
-    from discomkd_keras.encoders import check_encoder
+    from discomkd_keras.models.encoders import check_encoder
 
     def stem_filters(family):
         backbone = build_encoder(family, (32, 32, 3), 8, "e").get_layer("e_backbone")
@@ -142,7 +142,7 @@ def test_mobilenetv2_width_comes_from_the_name():
 
 
 def test_applications_need_32_pixels_and_images():
-    from discomkd_keras.encoders import check_encoder
+    from discomkd_keras.models.encoders import check_encoder
 
     with pytest.raises(ValueError, match=r"at least 32x32; got \(28, 64, 1\).*--image-size 32,32"):
         check_encoder("efficientnetv2b0", (28, 64, 1))
@@ -166,7 +166,7 @@ def test_application_families_round_trip_in_safe_mode(tmp_path, family):
 
 
 def test_mac_count_recurses_into_nested_models_by_hand():
-    from discomkd_keras.export.benchmark import count_macs
+    from discomkd_keras.model_cost import count_macs
 
     # Two levels of nesting, as an application inside an encoder inside a model.
     deep_in = keras.Input((4, 4, 3))
@@ -183,7 +183,7 @@ def test_mac_count_recurses_into_nested_models_by_hand():
 
 
 def test_mac_count_of_an_application_encoder():
-    from discomkd_keras.export.benchmark import count_macs
+    from discomkd_keras.model_cost import count_macs
 
     encoder = build_encoder("mobilenetv3small", (48, 48, 3), 128, "e")
     assert count_macs(encoder) == count_macs(encoder.get_layer("e_backbone")) + 576 * 128
@@ -195,7 +195,7 @@ def test_mac_count_of_an_application_encoder():
 
 # --- pretrained backbones -----------------------------------------------------------------
 def _perturbed_backbone(family, shape, seed=0):
-    from discomkd_keras.encoders import build_backbone
+    from discomkd_keras.models.encoders import build_backbone
 
     backbone = build_backbone(family, shape)
     rng = np.random.default_rng(seed)
@@ -212,7 +212,7 @@ def _assert_same_weights(model, expected):
 
 
 def test_pretrained_file_loads_into_the_backbone(tmp_path):
-    from discomkd_keras.encoders import load_pretrained
+    from discomkd_keras.models.encoders import load_pretrained
 
     source = _perturbed_backbone("mobilenetv2-0.35", (32, 32, 4))
     path = tmp_path / "mnv2.weights.h5"
@@ -228,7 +228,7 @@ def test_pretrained_file_loads_into_the_backbone(tmp_path):
 @pytest.mark.parametrize("family, shape", [("mobilenetv2-0.5", (32, 32, 4)),  # another width
                                            ("mobilenetv2-0.35", (32, 32, 3))])  # other channels
 def test_a_wrong_pretrained_file_is_one_line(tmp_path, family, shape):
-    from discomkd_keras.encoders import build_backbone, load_pretrained
+    from discomkd_keras.models.encoders import build_backbone, load_pretrained
 
     path = tmp_path / "other.weights.h5"
     build_backbone(family, shape).save_weights(path)
@@ -245,7 +245,7 @@ def test_imagenet_weights_are_copied_from_the_application(tmp_path, monkeypatch)
     """Offline: Keras' download returns a file written here, as it would the real one."""
     from keras.src.utils import file_utils
 
-    from discomkd_keras.encoders import load_pretrained
+    from discomkd_keras.models.encoders import load_pretrained
 
     source = _perturbed_backbone("mobilenetv3small", (32, 32, 3), seed=1)
     path = tmp_path / "imagenet.weights.h5"
@@ -262,7 +262,7 @@ def test_imagenet_weights_are_copied_from_the_application(tmp_path, monkeypatch)
 def test_imagenet_offline_is_one_line(monkeypatch):
     from keras.src.utils import file_utils
 
-    from discomkd_keras.encoders import load_pretrained
+    from discomkd_keras.models.encoders import load_pretrained
 
     def offline(name, origin, **kwargs):  # what Keras' get_file raises without a network
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure "
@@ -280,7 +280,7 @@ def test_imagenet_offline_is_one_line(monkeypatch):
 
 
 def test_pretrained_sources_are_checked():
-    from discomkd_keras.encoders import check_pretrained, load_pretrained
+    from discomkd_keras.models.encoders import check_pretrained, load_pretrained
 
     with pytest.raises(ValueError, match="ImageNet weights take 3-channel images; this input has"):
         load_pretrained(build_encoder("mobilenetv3small", (32, 32, 1), 8, "e"), "imagenet")
@@ -309,7 +309,7 @@ def _images(n=12):
 
 def test_pretrained_option_loads_into_every_encoder_of_its_modality(tmp_path):
     from discomkd_keras.config import resolve_config
-    from discomkd_keras.encoders import apply_pretrained, encoders_of
+    from discomkd_keras.models.encoders import apply_pretrained, encoders_of
     from discomkd_keras.training import build_model
 
     source = _perturbed_backbone("mobilenetv3small", (32, 32, 1))
@@ -370,7 +370,7 @@ def test_a_wrong_pretrained_file_stops_train_before_anything_is_written(tmp_path
     from click.testing import CliRunner
 
     from discomkd_keras.cli import main
-    from discomkd_keras.encoders import build_backbone
+    from discomkd_keras.models.encoders import build_backbone
     from helpers import write_released
 
     data = write_released(tmp_path / "data", image=(3, 32, 32))
@@ -434,7 +434,7 @@ def test_a_function_is_called_once_per_encoder():
 
 
 def test_custom_encoders_are_checked():
-    from discomkd_keras.encoders import check_encoder
+    from discomkd_keras.models.encoders import check_encoder
 
     with pytest.raises(ValueError, match=r"takes inputs of shape \(16, 16, 3\); the modality's "
                                          r"are \(16, 16, 1\)"):
@@ -455,7 +455,7 @@ class OneEncoder(keras.Model):
     """A model keeping its encoder argument as the package's models do."""
 
     def __init__(self, input_shape, encoder, **kwargs):
-        from discomkd_keras.encoders import EncoderChoices
+        from discomkd_keras.models.encoders import EncoderChoices
 
         x = keras.Input(tuple(input_shape))
         super().__init__(x, build_encoder(encoder, tuple(input_shape), 6, "e")(x), **kwargs)
@@ -463,14 +463,14 @@ class OneEncoder(keras.Model):
         self.encoders = EncoderChoices({"m": encoder})
 
     def get_config(self):
-        from discomkd_keras.encoders import encoder_spec_to_config
+        from discomkd_keras.models.encoders import encoder_spec_to_config
 
         return {"name": self.name, "input_shape": list(self.sample_shape),
                 "encoder": encoder_spec_to_config(self.encoders["m"])}
 
     @classmethod
     def from_config(cls, config):
-        from discomkd_keras.encoders import encoder_spec_from_config
+        from discomkd_keras.models.encoders import encoder_spec_from_config
 
         return cls(**dict(config, encoder=encoder_spec_from_config(config["encoder"])))
 
@@ -493,7 +493,7 @@ def test_custom_encoders_round_trip_in_safe_mode(tmp_path, kind):
 
 @pytest.mark.parametrize("kind,branch", [("model", "separate"), ("function", "shared")])
 def test_a_discomkd_with_a_custom_encoder_round_trips_in_safe_mode(tmp_path, kind, branch):
-    from discomkd_keras.model import DisCoMKD
+    from discomkd_keras.models.discomkd import DisCoMKD
 
     spec = _small_cnn((16, 16, 3)) if kind == "model" else registered_cnn
     model = DisCoMKD({"rgb": (16, 16, 3), "depth": (16, 16, 1)}, 3,
@@ -518,7 +518,7 @@ def test_a_discomkd_with_a_custom_encoder_round_trips_in_safe_mode(tmp_path, kin
 
 
 def test_an_unregistered_encoder_function_fails_at_save_time(tmp_path):
-    from discomkd_keras.encoders import encoder_spec_from_config, encoder_spec_to_config
+    from discomkd_keras.models.encoders import encoder_spec_from_config, encoder_spec_to_config
 
     model = OneEncoder((16, 16, 3), unregistered_cnn)
     with pytest.raises(ValueError, match=r"Encoder function unregistered_cnn is not registered.*"
@@ -532,7 +532,7 @@ def test_an_unregistered_encoder_function_fails_at_save_time(tmp_path):
 def test_a_new_run_starts_from_the_pretrained_weights(tmp_path, monkeypatch):
     from discomkd_keras import training
     from discomkd_keras.config import ConfigError, resolve_config
-    from discomkd_keras.encoders import apply_pretrained, backbone_of, encoders_of
+    from discomkd_keras.models.encoders import apply_pretrained, backbone_of, encoders_of
     from discomkd_keras.run_directory import prepare_run_dir
 
     source = _perturbed_backbone("mobilenetv3small", (32, 32, 1))

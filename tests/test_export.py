@@ -234,7 +234,7 @@ def test_missing_and_corrupt_checkpoints(run, tmp_path):
 
 
 def test_mac_count_matches_hand_computation():
-    from discomkd_keras.export.benchmark import count_macs
+    from discomkd_keras.model_cost import count_macs
 
     inner_in = keras.Input((5, 5, 4))
     inner = keras.Model(inner_in, keras.layers.DepthwiseConv2D(3, padding="same")(inner_in))
@@ -248,7 +248,7 @@ def test_mac_count_matches_hand_computation():
 
 def test_mixed_precision_classifier_exports_as_float32(tmp_path):
     from discomkd_keras.export.tflite_export import as_float32, convert, probability_model
-    from discomkd_keras.model import DisCoMKD
+    from discomkd_keras.models.discomkd import DisCoMKD
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 
 from conftest import gradient
-from discomkd_keras.gradient_reversal import GRLScheduler, GradientReversal, dann_lambda
+from discomkd_keras.models.gradient_reversal import GRLScheduler, GradientReversal, dann_lambda
 
 pytestmark = pytest.mark.portable
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from discomkd_keras.losses import LOSS_TERMS, cosine_similarity, loss_terms, perpendicularity, total_loss
+from discomkd_keras.models.losses import LOSS_TERMS, cosine_similarity, loss_terms, perpendicularity, total_loss
 
 pytestmark = pytest.mark.portable
 

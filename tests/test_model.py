@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from discomkd_keras.modality_classifier import ModalityClassifier
-from discomkd_keras.model import OUTPUT_KEYS, DisCoMKD
+from discomkd_keras.models.modality_classifier import ModalityClassifier
+from discomkd_keras.models.discomkd import OUTPUT_KEYS, DisCoMKD
 
 pytestmark = pytest.mark.portable
 
@@ -121,7 +121,7 @@ def test_keras_file_round_trip_in_safe_mode(tmp_path):
     (dict(loss_weights={"kl": 1.0}), "Unknown loss term 'kl'"),
     (dict(loss_weights={"adv": -1.0}), ">= 0"),
     (dict(perp_mode="l2"), "perp mode"),
-    (dict(branch="single"), "Unknown branch 'single'.*'separate', 'shared'"),
+    (dict(branch="single"), "Unknown branch form 'single'.*'separate', 'shared'"),
     (dict(loss_weights=dict.fromkeys(("cl", "adv", "mod", "aux", "perp"), 0)), "Every loss weight is 0"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):

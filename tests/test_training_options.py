@@ -119,7 +119,7 @@ def test_own_files_get_the_edge_preset_plan_and_no_augmentation(tmp_path):
 
 
 def test_plan_counts_the_deployed_classifier_and_flags_a_big_one(data_dir):
-    from discomkd_keras.export.benchmark import count_macs
+    from discomkd_keras.model_cost import count_macs
 
     data = load_data(data_spec(data_dir=data_dir))
     options = with_preset({"epochs": 2, "batch_size": 16, "feature_dim": 8,
@@ -297,8 +297,8 @@ def test_the_tensorboard_event_file_holds_the_validation_f1(data_dir, tmp_path):
 def test_balanced_class_weights_and_the_weighted_task_loss(tmp_path):
     from types import SimpleNamespace
 
-    from discomkd_keras.branch_classifiers import task_loss
-    from discomkd_keras.losses import cross_entropy
+    from discomkd_keras.models.branch_classifiers import task_loss
+    from discomkd_keras.models.losses import cross_entropy
 
     y = np.array([0, 0, 0, 1])
     data = SimpleNamespace(modalities=["a"], num_classes=3, split=lambda m, s: (None, y))

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from discomkd_keras.gradient_reversal import GRLScheduler
-from discomkd_keras.losses import LOSS_TERMS
-from discomkd_keras.model import DisCoMKD
+from discomkd_keras.models.gradient_reversal import GRLScheduler
+from discomkd_keras.models.losses import LOSS_TERMS
+from discomkd_keras.models.discomkd import DisCoMKD
 
 pytestmark = pytest.mark.portable
 

@@ -2,9 +2,8 @@
 rebuilds one from the JSON-able spec stored in a run's config, so that
 `--resume` and `evaluate` see exactly the data the run was trained on."""
 
+from discomkd_keras.choices import SOURCES
 from discomkd_keras.data.multimodal_dataset import DataError, MultiModalDataset
-
-SOURCES = ("synthetic-rgbd", "released", "files", "av-mnist")
 
 
 def load_data(spec):

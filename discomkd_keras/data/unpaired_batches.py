@@ -48,10 +48,7 @@ import threading
 import keras
 import numpy as np
 
-AUGMENT_POLICIES = ("released", "independent", "none")  # whole policies: never combined
-AUGMENT_OPS = ("flip", "rot90", "crop", "contrast", "noise")
-AUGMENTATIONS = AUGMENT_POLICIES + AUGMENT_OPS
-VECTOR_OPS = ("noise",)  # the ops that mean something without an image grid
+from discomkd_keras.choices import AUGMENT_OPS, AUGMENT_POLICIES, AUGMENTATIONS, VECTOR_OPS
 
 
 def _per_sample(mask):

@@ -1,4 +1,4 @@
-"""The five DisCoM-KD loss terms (method.md, "Losses"), as pure functions of
+"""The five DisCoM-KD loss terms (docs/method.md, "Losses"), as pure functions of
 the model's outputs. Each term is averaged over the samples of all modalities
 in the step; each modality's batch carries its own samples and labels.
 
@@ -15,11 +15,8 @@ Modality targets of L_adv and L_mod:
 
 from keras import ops
 
-LOSS_TERMS = ("cl", "adv", "mod", "aux", "perp")
-PERP_MODES = ("abs", "cos", "square")
-MODALITY_TARGETS = ("labels", "released")
-# Every DisCoM-KD term switched off: the task loss alone (the baselines' weights).
-TASK_LOSS_ONLY = {t: (1.0 if t == "cl" else 0.0) for t in LOSS_TERMS}
+from discomkd_keras.choices import LOSS_TERMS, MODALITY_TARGETS, PERP_MODES  # noqa: F401
+from discomkd_keras.choices import TASK_LOSS_ONLY  # noqa: F401  (benchmarks import it here)
 
 
 def cross_entropy(labels, logits):

@@ -10,10 +10,10 @@ single-modality device; its only use is to be distilled into students
 import keras
 from keras import layers
 
-from discomkd_keras.branch_classifiers import (architecture_config, check_architecture,
-                                               replica_loss, set_architecture)
-from discomkd_keras.encoders import Conventions, build_encoder
-from discomkd_keras.losses import cross_entropy
+from discomkd_keras.models.branch_classifiers import (architecture_config, check_architecture,
+                                                      replica_loss, set_architecture)
+from discomkd_keras.models.encoders import Conventions, build_encoder
+from discomkd_keras.models.losses import cross_entropy
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")

@@ -1,4 +1,4 @@
-"""One modality's branch of a per-branch model (method.md, "Architecture"),
+"""One modality's branch of a per-branch model (docs/method.md, "Architecture"),
 in one of three forms:
 
 - `separate`, the paper's branch: two encoders of one family, E_inv and E_spec;
@@ -14,14 +14,13 @@ In the first two, logits = Dense_K(concat(z_inv, z_inf)).
 import keras
 from keras import layers
 
-from discomkd_keras.encoders import (Conventions, EncoderChoices, build_encoder,
-                                     encoder_spec_from_config, encoder_spec_to_config)
-from discomkd_keras.feature_split import FeatureSplit
+from discomkd_keras.choices import BRANCH_FORMS, DISCOMKD_BRANCH_FORMS, EMBEDDING_KEYS
+from discomkd_keras.models.encoders import (Conventions, EncoderChoices, build_encoder,
+                                            encoder_spec_from_config, encoder_spec_to_config)
+from discomkd_keras.models.feature_split import FeatureSplit
 
-BRANCH_FORMS = ("separate", "shared", "single")
-# The forms of a DisCoM-KD branch: DisCoM-KD's, its unimodal twins' and the students'.
-DISCOMKD_BRANCHES = ("separate", "shared")
-EMBEDDING_KEYS = ("z_inv", "z_inf", "z_irr")
+# The name this tuple had before choices.py (benchmarks and older code import it).
+DISCOMKD_BRANCHES = DISCOMKD_BRANCH_FORMS
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
@@ -73,7 +72,7 @@ class ModalityBranch(keras.Model):
             encoders = [backbone]
         if form == "shared":
             # ReLU keeps the projections >= 0, as the encoders' features: L_perp's cosine
-            # then lies in [0, 1] (method.md).
+            # then lies in [0, 1] (docs/method.md).
             projections = []
             for part in ("inv", "inf", "irr"):
                 z = conv.dense(features, feature_dim // 2, f"{m}_{part}_proj_dense")

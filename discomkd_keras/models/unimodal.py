@@ -5,8 +5,8 @@ the same deployed networks, the same batches, none of the shared heads.
 
 import keras
 
-from discomkd_keras.branch_classifiers import BranchClassifiers, check_architecture
-from discomkd_keras.model import check_discomkd_branch, shared_heads
+from discomkd_keras.models.branch_classifiers import BranchClassifiers, check_architecture
+from discomkd_keras.models.heads import align_seeds_with_discomkd, check_branch_form
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
@@ -25,13 +25,10 @@ class UnimodalClassifiers(BranchClassifiers):
 
     def __init__(self, input_shapes, num_classes, encoders=None, feature_dim=512,
                  branch="separate", conventions="torch", **kwargs):
-        check_discomkd_branch(branch)
+        check_branch_form(branch)
         shapes, num_classes, encoders = check_architecture(input_shapes, num_classes, encoders,
                                                            feature_dim, conventions)
-        # DisCoM-KD's heads, made and dropped: they draw their seeds before the branches,
-        # so the twin of seed s starts from the very branch weights DisCoM-KD's run of
-        # seed s starts from, and the paired comparison differs in the loss alone.
-        shared_heads(num_classes, len(shapes), feature_dim, 1.0, conventions)
+        align_seeds_with_discomkd(num_classes, len(shapes), feature_dim, conventions)
         kwargs.setdefault("name", "unimodal")
         super().__init__(shapes, num_classes, encoders=encoders, feature_dim=feature_dim,
                          branch=branch, conventions=conventions, **kwargs)

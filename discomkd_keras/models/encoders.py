@@ -1,7 +1,7 @@
 """Encoder families. Each maps one modality's input to a feature vector of size D.
 
 Every family ends in a ReLU, so features are >= 0 (the cosine in L_perp then
-lies in [0, 1], as method.md assumes). Families are chosen per modality by name:
+lies in [0, 1], as docs/method.md assumes). Families are chosen per modality by name:
 
 - `resnet18`: the paper's encoder, ResNet-18 from scratch, first convolution
   adapted to the modality's channel count.
@@ -23,7 +23,7 @@ lies in [0, 1], as method.md assumes). Families are chosen per modality by name:
 - `mlp`:      for vector modalities of shape (F,).
 
 Size at D = 128 on 48x48x3 (`count_params`; multiply-accumulates of one image
-by export/benchmark.py's `count_macs`):
+by model_cost.py's `count_macs`):
 
 | family | parameters | MACs |
 |---|---:|---:|
@@ -52,15 +52,11 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from discomkd_keras.choices import (APPLICATION_FAMILIES, CONVENTIONS, ENCODER_FAMILIES,  # noqa: F401
+                                    IMAGE_FAMILIES, VECTOR_FAMILIES)
+
 # MobileNetV2 widths offered: the ones with ImageNet weights, at most the default width.
 MOBILENETV2_ALPHAS = (1.0, 0.75, 0.5, 0.35)
-APPLICATION_FAMILIES = ("mobilenetv3small", "mobilenetv3small-hardswish", "mobilenetv2",
-                        "mobilenetv2-0.75", "mobilenetv2-0.5", "mobilenetv2-0.35",
-                        "efficientnetv2b0")
-IMAGE_FAMILIES = ("resnet18", "lenet", "lenet-wide", "dscnn") + APPLICATION_FAMILIES
-VECTOR_FAMILIES = ("mlp",)
-ENCODER_FAMILIES = IMAGE_FAMILIES + VECTOR_FAMILIES
-CONVENTIONS = ("torch", "keras")
 # The smallest image side each family takes: lenet's unpadded 5x5 convolution
 # needs a 5x5 map after the first pooling, and one pixel left after the second;
 # keras.applications refuse inputs under 32x32 (five stride-2 stages).
@@ -78,7 +74,7 @@ ADAM_EPSILON = {"torch": 1e-8, "keras": 1e-7}
 
 
 class Conventions:
-    """The numerical defaults layers are built with (method.md, "Training protocol").
+    """The numerical defaults layers are built with (docs/method.md, "Training protocol").
 
     `torch` (the default) reproduces the released PyTorch script: weights and
     biases uniform in +-1/sqrt(fan_in) (PyTorch's kaiming-uniform with

@@ -7,7 +7,7 @@ run on unpaired batches; their branches share nothing.
 
 import keras
 
-from discomkd_keras.branch_classifiers import BranchClassifiers
+from discomkd_keras.models.branch_classifiers import BranchClassifiers
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")

@@ -1,4 +1,4 @@
-"""The split of E_spec's features into z_inf and z_irr (method.md, "Architecture")."""
+"""The split of E_spec's features into z_inf and z_irr (docs/method.md, "Architecture")."""
 
 import keras
 from keras import layers

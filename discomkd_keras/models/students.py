@@ -13,12 +13,12 @@ must hold all modalities of one sample (`PairedBatches`).
 
 import keras
 
-from discomkd_keras.branch_classifiers import (BranchClassifiers, architecture_config,
-                                               check_architecture, scale_for_replicas)
-from discomkd_keras.distillation_losses import dkd_loss, kd_loss, mlkd_loss
-from discomkd_keras.model import check_discomkd_branch, shared_heads
+from discomkd_keras.models.branch_classifiers import (BranchClassifiers, architecture_config,
+                                                      check_architecture)
+from discomkd_keras.models.distillation_losses import dkd_loss, kd_loss, mlkd_loss
+from discomkd_keras.models.heads import align_seeds_with_discomkd, check_branch_form
 from discomkd_keras.schedules import VariableSchedule
-from discomkd_keras.teacher import MultimodalTeacher
+from discomkd_keras.models.teacher import MultimodalTeacher
 
 DISTILLATION_METHODS = ("kd", "kd-mix", "dkd", "mlkd")
 # (task-loss weight, distillation weight) of each method: KD as Hinton et al. add it to
@@ -63,6 +63,8 @@ class DistilledStudents(BranchClassifiers):
     `classifier(m)` gives the deployable student of modality m.
     """
 
+    LOGGED_TERMS = ("cl", "distill")
+
     def __init__(self, input_shapes, num_classes, method="kd", encoders=None, feature_dim=512,
                  branch="separate", conventions="torch", teacher_encoders=None,
                  teacher_feature_dim=512, teacher_conventions="torch", distill_weight=1.0,
@@ -72,7 +74,7 @@ class DistilledStudents(BranchClassifiers):
                              f"expected one of {DISTILLATION_METHODS}.")
         if not float(distill_weight) >= 0.0:
             raise ValueError(f"distill_weight must be >= 0; got {distill_weight!r}.")
-        check_discomkd_branch(branch)
+        check_branch_form(branch)
         for key in DISCOMKD_ONLY_KEYS:
             kwargs.pop(key, None)
         teacher = MultimodalTeacher(input_shapes, num_classes, encoders=teacher_encoders,
@@ -81,9 +83,7 @@ class DistilledStudents(BranchClassifiers):
         teacher.trainable = False  # also puts its BatchNorm layers in inference mode
         shapes, num_classes, encoders = check_architecture(input_shapes, num_classes, encoders,
                                                            feature_dim, conventions)
-        # DisCoM-KD's heads, made and dropped: students were a DisCoMKD with its terms
-        # off, and drawing the heads' seeds keeps a seeded run's initial students as they were.
-        shared_heads(num_classes, len(shapes), feature_dim, 1.0, conventions)
+        align_seeds_with_discomkd(num_classes, len(shapes), feature_dim, conventions)
         kwargs.setdefault("name", "students")
         super().__init__(shapes, num_classes, encoders=encoders, feature_dim=feature_dim,
                          branch=branch, conventions=conventions,
@@ -91,7 +91,6 @@ class DistilledStudents(BranchClassifiers):
         self.teacher = teacher
         self.method = method
         self.distill_weight = float(distill_weight)
-        self.distill_tracker = keras.metrics.Mean(name="distill")
         # The warm-up weight: a variable, so a schedule changes it without retracing.
         self.warmup_weight = self.add_weight(name="warmup_weight", shape=(), initializer="ones",
                                              trainable=False, dtype="float32")
@@ -103,15 +102,18 @@ class DistilledStudents(BranchClassifiers):
             raise ValueError("The trained teacher's architecture differs from this model's teacher.")
         self.teacher.set_weights(trained_teacher.get_weights())
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        task_weight, mix_weight = LOSS_MIX[self.method]
-        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+    def loss_terms(self, y, y_pred, sample_weight=None):
+        terms = super().loss_terms(y, y_pred, sample_weight)
         teacher_logits = keras.ops.stop_gradient(y_pred["teacher"])
-        distill = sum(distillation_loss(self.method, y_pred[m]["logits"], teacher_logits, y[m])
-                      for m in self.modalities) / len(self.modalities)
-        self.distill_tracker.update_state(distill)
+        terms["distill"] = sum(
+            distillation_loss(self.method, y_pred[m]["logits"], teacher_logits, y[m])
+            for m in self.modalities) / len(self.modalities)
+        return terms
+
+    def combine_terms(self, terms):
+        task_weight, mix_weight = LOSS_MIX[self.method]
         weight = self.distill_weight * mix_weight * keras.ops.cast(self.warmup_weight, "float32")
-        return task_weight * loss + scale_for_replicas(weight * distill)
+        return task_weight * terms["cl"] + weight * terms["distill"]
 
     def get_config(self):
         config = super().get_config()

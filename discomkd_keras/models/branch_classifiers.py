@@ -12,11 +12,11 @@ import re
 
 import keras
 
-from discomkd_keras.encoders import (CONVENTIONS, EncoderChoices, check_encoder, default_encoder,
-                                     encoder_spec_from_config, encoder_spec_to_config)
-from discomkd_keras.losses import class_weighted, cross_entropy
-from discomkd_keras.modality_branch import BRANCH_FORMS, ModalityBranch
-from discomkd_keras.modality_classifier import ModalityClassifier
+from discomkd_keras.models.encoders import (CONVENTIONS, EncoderChoices, check_encoder, default_encoder,
+                                            encoder_spec_from_config, encoder_spec_to_config)
+from discomkd_keras.models.losses import class_weighted, cross_entropy
+from discomkd_keras.models.modality_branch import BRANCH_FORMS, ModalityBranch
+from discomkd_keras.models.modality_classifier import ModalityClassifier
 
 MODALITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -209,10 +209,21 @@ class BranchClassifiers(keras.Model):
 
     # --- training step -----------------------------------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras' backend-agnostic hook, the same for every per-branch model: the
+        subclass's terms (`loss_terms`), logged, then combined (`combine_terms`); the
+        model's own regularisers and the replica scaling are added here, once."""
         self._check_labels(y)
-        loss = task_loss(y, y_pred, self.modalities, sample_weight)
-        self.track_terms({"cl": loss})
-        return replica_loss(self, loss)
+        terms = self.loss_terms(y, y_pred, sample_weight)
+        self.track_terms(terms)
+        return replica_loss(self, self.combine_terms(terms))
+
+    def loss_terms(self, y, y_pred, sample_weight=None):
+        """{term: scalar} of one step; every name in LOGGED_TERMS is logged. Here L_cl."""
+        return {"cl": task_loss(y, y_pred, self.modalities, sample_weight)}
+
+    def combine_terms(self, terms):
+        """The scalar to minimise from `loss_terms`' dict."""
+        return terms["cl"]
 
     def _check_labels(self, y):
         if y is None:

@@ -2,7 +2,7 @@
 
 import keras
 
-from discomkd_keras.modality_branch import ModalityBranch
+from discomkd_keras.models.modality_branch import ModalityBranch
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")

@@ -1,4 +1,4 @@
-"""The DisCoM-KD training model for M >= 2 modalities (method.md, "Architecture").
+"""The DisCoM-KD training model for M >= 2 modalities (docs/method.md, "Architecture").
 
 One functional Keras model holds, for every modality m, a `ModalityBranch`
 (E_inv[m] and E_spec[m], or one shared backbone, giving z_inv[m], z_inf[m],
@@ -10,17 +10,13 @@ TensorFlow and on JAX alike.
 
 import keras
 
-from discomkd_keras.branch_classifiers import (BranchClassifiers, check_architecture,
-                                               replica_loss)
-from discomkd_keras.encoders import Conventions
-from discomkd_keras.feature_split import FeatureSplit  # noqa: F401  (its former home)
-from discomkd_keras.gradient_reversal import GradientReversal
-from discomkd_keras.losses import (LOSS_TERMS, MODALITY_TARGETS, PERP_MODES, loss_terms,
-                                   total_loss)
-from discomkd_keras.modality_branch import DISCOMKD_BRANCHES
+from discomkd_keras.models import losses
+from discomkd_keras.models.branch_classifiers import BranchClassifiers, check_architecture
+from discomkd_keras.models.feature_split import FeatureSplit  # noqa: F401  (its former home)
+from discomkd_keras.models.heads import (HEADS_OF_TERM, check_branch_form,  # noqa: F401
+                                         shared_heads)
+from discomkd_keras.models.losses import LOSS_TERMS, MODALITY_TARGETS, PERP_MODES
 
-HEADS_OF_TERM = {"adv": ("adv_discriminator",), "mod": ("inf_discriminator", "irr_discriminator"),
-                 "aux": ("aux_classifier",)}
 OUTPUT_KEYS = ("z_inv", "z_inf", "z_irr", "logits", "aux_inv", "aux_inf",
                "adv", "mod_inf", "mod_irr")
 
@@ -46,27 +42,8 @@ def check_model_arguments(input_shapes, num_classes, encoders=None, feature_dim=
     if modality_targets not in MODALITY_TARGETS:
         raise ValueError(f"Unknown modality targets {modality_targets!r}; "
                          f"expected one of {MODALITY_TARGETS}.")
-    check_discomkd_branch(branch)
+    check_branch_form(branch)
     return shapes, num_classes, encoders, weights
-
-
-def check_discomkd_branch(branch):
-    if branch not in DISCOMKD_BRANCHES:
-        raise ValueError(f"Unknown branch {branch!r}; expected one of {DISCOMKD_BRANCHES}.")
-
-
-def shared_heads(num_classes, num_modalities, feature_dim, grl_lambda, conventions):
-    """DisCoM-KD's heads shared by all modalities: {name: layer}, in the order they
-    are created (before the branches: a seeded model draws its weights in that order)."""
-    conv = Conventions(conventions)
-    half = feature_dim // 2
-    return {
-        "aux_classifier": conv.dense_layer(half, num_classes, "aux_classifier"),
-        "inf_discriminator": conv.dense_layer(half, num_modalities, "inf_discriminator"),
-        "irr_discriminator": conv.dense_layer(half, num_modalities, "irr_discriminator"),
-        "gradient_reversal": GradientReversal(grl_lambda, name="gradient_reversal"),
-        "adv_discriminator": conv.dense_layer(half, num_modalities, "adv_discriminator"),
-    }
 
 
 @keras.saving.register_keras_serializable(package="discomkd_keras")
@@ -138,12 +115,12 @@ class DisCoMKD(BranchClassifiers):
         self.modality_targets = modality_targets
         self.initial_grl_lambda = float(grl_lambda)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        self._check_labels(y)
-        terms = loss_terms(y_pred, y, self.modalities, self.perp_mode, self.modality_targets,
-                           sample_weight)
-        self.track_terms(terms)
-        return replica_loss(self, total_loss(terms, self.loss_weights))
+    def loss_terms(self, y, y_pred, sample_weight=None):
+        return losses.loss_terms(y_pred, y, self.modalities, self.perp_mode,
+                                 self.modality_targets, sample_weight)
+
+    def combine_terms(self, terms):
+        return losses.total_loss(terms, self.loss_weights)
 
     def get_config(self):
         return dict(super().get_config(), loss_weights=dict(self.loss_weights),

@@ -10,6 +10,7 @@ import math
 import keras
 from keras import ops
 
+from discomkd_keras.choices import GRL_SCHEDULES
 from discomkd_keras.schedules import VariableSchedule
 
 
@@ -59,7 +60,6 @@ def dann_lambda(progress, gamma=10.0):
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
 
 
-GRL_SCHEDULES = ("constant", "dann")
 
 
 class GRLScheduler(VariableSchedule):

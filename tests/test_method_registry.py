@@ -1,0 +1,187 @@
+"""methods.py's registry, the one loss hook of the per-branch models, the models/
+folder's old import paths and the backend-free vocabularies (issue 27)."""
+
+import importlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from discomkd_keras import methods
+from discomkd_keras.config import ConfigError, resolve_config
+from discomkd_keras.data.multimodal_dataset import MultiModalDataset
+from discomkd_keras.methods import METHODS, Method, method_of
+from discomkd_keras.models.students import DistilledStudents
+from discomkd_keras.training import build_model
+
+SHAPES = {"img": (12, 12, 2), "vec": (5,)}
+ARCH = dict(encoders={"img": "lenet"}, feature_dim=8)
+
+
+def tiny_data(paired=True, n=12):
+    rng = np.random.default_rng(0)
+    labels = {m: np.arange(n) % 3 for m in SHAPES}
+    if not paired:
+        labels["vec"] = labels["vec"][::-1].copy()
+    splits = {"train": np.arange(6), "valid": np.arange(6, 9), "test": np.arange(9, 12)}
+    return MultiModalDataset(
+        name="tiny", inputs={m: rng.normal(size=(n,) + s).astype("float32")
+                             for m, s in SHAPES.items()},
+        labels=labels, splits={m: splits for m in SHAPES}, class_names=["a", "b", "c"],
+        kinds={"img": "image", "vec": "vector"}).validate()
+
+
+def batch(n=6):
+    rng = np.random.default_rng(1)
+    x = {m: rng.normal(size=(n,) + s).astype("float32") for m, s in SHAPES.items()}
+    return x, {m: np.arange(n) % 3 for m in SHAPES}
+
+
+def test_the_registry_is_what_config_and_compare_read():
+    assert methods.METHOD_NAMES == ("discomkd", "unimodal", "single", "teacher", "kd", "kd-mix",
+                                    "dkd", "mlkd")
+    assert methods.STUDENT_METHODS == ("kd", "kd-mix", "dkd", "mlkd")
+    assert methods.PAIRED_METHODS == ("teacher", "kd", "kd-mix", "dkd", "mlkd")
+    assert methods.OWN_ARCHITECTURE_METHODS == ("single", "teacher")
+    assert methods.DEFAULT_COMPARISON == ("discomkd", "unimodal", "single")
+    # compare's report order: baselines, DisCoM-KD and its ablations, the teacher, its students
+    assert methods.COMPARE_LABELS == ("unimodal", "single", "discomkd", "discomkd -L_adv",
+                                      "discomkd -L_mod", "discomkd -L_aux", "discomkd -L_perp",
+                                      "teacher", "kd", "kd-mix", "dkd", "mlkd")
+    assert methods.BASELINES == {"unimodal": "its unimodal twin",
+                                 "single": "the single-encoder baseline"}
+    assert methods.classifier_names({"method": "teacher", "modalities": ["a", "b"]}) == ["teacher"]
+    assert methods.classifier_names({"modalities": ["a", "b"]}) == ["a", "b"]  # old config.json
+    with pytest.raises(ValueError, match="Unknown method 'nope'"):
+        method_of("nope")
+
+
+@pytest.mark.parametrize("name", ["discomkd", "unimodal", "single", "teacher"])
+def test_every_method_builds_its_registered_class_from_a_config(name):
+    config = resolve_config({"source": "x"}, tiny_data(), {
+        "method": name, "encoders": {"img": "lenet"}, "feature_dim": 8, "epochs": 1})
+    model = build_model(config)
+    assert type(model) is METHODS[name].model_class
+    assert [type(s).__name__ for s in METHODS[name].make_schedules(config, 4)] == \
+        (["GRLScheduler"] if name == "discomkd" else [])
+
+
+def test_adding_a_method_is_one_entry(monkeypatch):
+    """A method named in the registry only (here the unimodal twins under a new name, with
+    a schedule of its own) is validated, built and scheduled like the shipped ones."""
+    calls = []
+    monkeypatch.setattr(methods, "my_schedule", lambda config, steps: calls.append(steps) or "s",
+                        raising=False)
+    entry = Method("twin2", "the twins again", "discomkd_keras.models.unimodal:UnimodalClassifiers",
+                   "L_cl", "baseline", schedules=("my_schedule",))
+    monkeypatch.setitem(METHODS, "twin2", entry)
+    config = resolve_config({"source": "x"}, tiny_data(), {
+        "method": "twin2", "encoders": {"img": "lenet"}, "feature_dim": 8, "epochs": 1,
+        "branch": "shared"})
+    assert config["loss_weights"]["adv"] == 0.0  # not DisCoM-KD: the task loss alone
+    assert build_model(config).branch_form == "shared"
+    assert method_of(config).make_schedules(config, 7) == ["s"] and calls == [7]
+    # What the entry says it needs is enforced: paired data for a paired method.
+    monkeypatch.setitem(METHODS, "twin2", Method("twin2", "", entry.model, "L_cl", "baseline",
+                                                 paired=True))
+    with pytest.raises(Exception, match="needs paired data"):
+        resolve_config({"source": "x"}, tiny_data(paired=False), {"method": "twin2"})
+    with pytest.raises(ConfigError, match="--branch shared applies to"):
+        resolve_config({"source": "x"}, tiny_data(), {"method": "single", "branch": "shared"})
+
+
+def _regularised_minus_plain(model):
+    """compute_loss with an L2 regulariser on one branch kernel, minus without it, and the
+    regulariser's own value."""
+    x, y = batch()
+    out = model(x, training=False)
+    plain = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+    kernel = next(w for w in model.trainable_weights if len(w.shape) == 2)
+    kernel.regularizer = keras.regularizers.L2(0.5)
+    penalty = 0.5 * float(np.sum(np.square(ops.convert_to_numpy(kernel))))
+    regularised = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+    return regularised - plain, penalty
+
+
+@pytest.mark.portable
+@pytest.mark.parametrize("name", ["discomkd", "unimodal", "single", "kd", "kd-mix", "dkd", "mlkd"])
+def test_a_regulariser_counts_fully_for_every_method(name):
+    """The base's one loss hook adds model.losses once: kd-mix (task weight 0.5) used to
+    halve a user's regularisers."""
+    if METHODS[name].teacher:
+        model = DistilledStudents(SHAPES, 3, method=name, teacher_encoders={"img": "dscnn"},
+                                  teacher_feature_dim=6, **ARCH)
+    else:
+        model = METHODS[name].model_class(SHAPES, 3, **ARCH)
+    added, penalty = _regularised_minus_plain(model)
+    assert penalty > 0.01
+    assert added == pytest.approx(penalty, rel=1e-4)
+
+
+def test_students_log_their_terms_through_the_hook():
+    model = DistilledStudents(SHAPES, 3, method="kd-mix", teacher_encoders={"img": "dscnn"},
+                              teacher_feature_dim=6, **ARCH)
+    x, y = batch()
+    out = model(x, training=False)
+    terms = {k: float(ops.convert_to_numpy(v)) for k, v in model.loss_terms(y, out).items()}
+    total = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+    assert set(terms) == {"cl", "distill"}
+    assert total == pytest.approx(0.5 * terms["cl"] + 0.5 * terms["distill"], rel=1e-5)
+    assert [t.name for t in model.term_trackers] == ["cl", "distill"]
+
+
+def test_old_import_paths_are_the_moved_modules():
+    old = importlib.import_module("discomkd_keras.model")
+    assert old is importlib.import_module("discomkd_keras.models.discomkd")
+    assert old.__spec__.name == "discomkd_keras.models.discomkd"
+    from discomkd_keras.students import DistilledStudents as Old  # noqa: F401
+    assert Old is DistilledStudents
+    from discomkd_keras.comparison_result import Comparison
+    from discomkd_keras.comparison.result import Comparison as New
+    assert Comparison is New
+
+
+def test_a_keras_file_naming_an_old_module_loads(tmp_path):
+    """A .keras file saved before the move names discomkd_keras.unimodal; it loads, safe
+    mode on, as the class at its new path."""
+    import json
+    import zipfile
+
+    from discomkd_keras.models.unimodal import UnimodalClassifiers
+
+    model = UnimodalClassifiers(SHAPES, 3, **ARCH)
+    path = tmp_path / "new.keras"
+    model.save(path)
+    old = tmp_path / "old.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                assert config["module"] == "discomkd_keras.models.unimodal"
+                config["module"] = "discomkd_keras.unimodal"
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    loaded = keras.saving.load_model(old, safe_mode=True)
+    assert type(loaded) is UnimodalClassifiers
+    x, _ = batch()
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)["img"]["logits"]),
+                               ops.convert_to_numpy(model(x)["img"]["logits"]), rtol=1e-6)
+
+
+def test_help_and_the_vocabularies_import_no_backend():
+    """`discomkd-keras --help` and every command's --help load no Keras, TensorFlow or JAX."""
+    code = ("import sys\n"
+            "from click.testing import CliRunner\n"
+            "from discomkd_keras.cli import main\n"
+            "for args in (['--help'], ['train', '--help'], ['compare', '--help'],\n"
+            "             ['export', '--help'], ['evaluate', '--help']):\n"
+            "    assert CliRunner().invoke(main, args).exit_code == 0, args\n"
+            "loaded = [m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'jax')]\n"
+            "print(loaded)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
