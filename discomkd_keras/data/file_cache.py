@@ -33,7 +33,9 @@ import numpy as np
 from discomkd_keras.data.multimodal_dataset import DataError
 from discomkd_keras.edge_demo.preprocessing import InputError, Preprocessor, scale_raw
 
-CACHE_VERSION = 1
+# 2: images resized in integer fixed point (edge_demo/image_ops.py), a grey level
+# apart from version 1's in places: caches of version 1 are decoded again.
+CACHE_VERSION = 2
 DEFAULT_CACHE = Path.home() / ".cache" / "discomkd-keras"
 
 

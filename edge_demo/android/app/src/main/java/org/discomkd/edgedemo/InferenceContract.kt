@@ -1,7 +1,6 @@
 package org.discomkd.edgedemo
 
 import kotlin.math.abs
-import kotlin.math.floor
 import kotlin.math.max
 import kotlin.math.min
 
@@ -16,7 +15,8 @@ import kotlin.math.min
  *     aspect ratio unless the card's `preprocessing.resize.crop_to_aspect` is false, then
  *     resize as `preprocessing.resize.interpolation` says: a separable triangle ("bilinear")
  *     filter, half-pixel centres, widened by the scale factor when shrinking, rows first,
- *     then columns, rounded half up and clamped; or nearest neighbour.
+ *     then columns, in integer fixed point (22-bit integer weights, Long sums, rounded half
+ *     up and clamped after each pass); or nearest neighbour.
  *  3. x = float32(raw) * float32(scale[c]) + float32(offset[c]) (one scale and offset per
  *     channel), clipped if the card says so.
  *  4. int8/uint8 inputs: q = rint(x / scale) + zero_point, clamped; outputs
@@ -84,47 +84,76 @@ object InferenceContract {
             Box(0, (width - w) / 2, height, w)
         }
 
-    /** (nOut x nIn) triangle-filter weights, each row summing to 1. */
-    fun bilinearWeights(nIn: Int, nOut: Int): Array<DoubleArray> {
-        val scale = nIn.toDouble() / nOut
-        val support = max(scale, 1.0)
-        return Array(nOut) { o ->
-            val centre = (o + 0.5) * scale
-            val row = DoubleArray(nIn) { j -> max(0.0, 1.0 - abs(j + 0.5 - centre) / support) }
-            val sum = row.sum()
-            for (j in row.indices) row[j] /= sum
-            row
+    /** Fraction bits of the resize weights: integer fixed point, as image_ops.BITS. */
+    const val BITS = 22
+    private const val HALF = 1L shl (BITS - 1)
+
+    /** The integer weights of a resize pass from nIn to nOut pixels: output o reads inputs
+     *  first[o], first[o] + 1, ... with weights[o] (at least one, all >= 0, summing to exactly
+     *  1 shl BITS). image_ops.resize_bilinear's formulas, in Long arithmetic only (every
+     *  division has a non-negative numerator, so `/` floors as Python's `//`):
+     *  r[o][j] = max(0, 2M - |(2j + 1) nOut - (2o + 1) nIn|) with M = max(nIn, nOut),
+     *  R = sum of r[o][j], S[k] = r[o][first] + ... + r[o][k - 1],
+     *  C[k] = (S[k] * 2^(BITS+1) + R) / (2R), weight of input j = C[j + 1] - C[j]. */
+    class Taps(val first: IntArray, val weights: Array<LongArray>)
+
+    fun bilinearWeights(nIn: Int, nOut: Int): Taps {
+        require(nIn >= 1 && nOut >= 1) {
+            "cannot resize $nIn pixels to $nOut: sizes must be positive"
         }
+        val m = max(nIn, nOut).toLong()
+        val first = IntArray(nOut)
+        val weights = Array(nOut) { o ->
+            val centre2 = (2L * o + 1) * nIn
+            // r > 0 exactly where |(2j + 1) nOut - centre2| < 2M: from j = lo to j = hi.
+            val lo = (max(0L, centre2 - 2 * m + nOut) / (2L * nOut)).toInt()
+            val hi = min(nIn - 1L, (centre2 + 2 * m - nOut - 1) / (2L * nOut)).toInt()
+            val r = LongArray(hi - lo + 1) { k ->
+                max(0L, 2 * m - abs((2L * (lo + k) + 1) * nOut - centre2))
+            }
+            val total = r.sum()
+            var partial = 0L
+            var previous = 0L
+            first[o] = lo
+            LongArray(r.size) { k ->
+                partial += r[k]
+                val cumulative = (partial * (2L shl BITS) + total) / (2 * total)
+                val weight = cumulative - previous
+                previous = cumulative
+                weight
+            }
+        }
+        return Taps(first, weights)
     }
 
-    private fun band(weights: DoubleArray): IntRange {
-        val lo = weights.indexOfFirst { it != 0.0 }
-        val hi = weights.indexOfLast { it != 0.0 }
-        return lo..hi
-    }
+    /** (acc + 2^(BITS-1)) >> BITS, rounded half up, clamped to 0..255. */
+    private fun roundClip(acc: Long): Int = min(255L, max(0L, (acc + HALF) shr BITS)).toInt()
 
-    /** Resize the window `box` of `src` to outH x outW; returns HWC values 0..255. */
+    /** Resize the window `box` of `src` to outH x outW; returns HWC values 0..255. The
+     *  integer fixed point of image_ops.resize_bilinear: rows first, each rounded to 0..255,
+     *  then columns; Long sums (below 2^30 for 8-bit pixels), so bit for bit the Python's. */
     fun resizeBilinear(src: Pixels, box: Box, channels: Int, outH: Int, outW: Int): IntArray {
-        val h = box.height
         val w = box.width
-        val wy = bilinearWeights(h, outH)
-        val wx = bilinearWeights(w, outW)
-        val rows = DoubleArray(outH * w * channels)  // rows first ...
+        val ty = bilinearWeights(box.height, outH)
+        val tx = bilinearWeights(w, outW)
+        val rows = IntArray(outH * w * channels)  // rows first ...
         for (o in 0 until outH) {
-            for (j in band(wy[o])) {
-                val weight = wy[o][j]
-                for (x in 0 until w) for (c in 0 until channels) {
-                    rows[(o * w + x) * channels + c] += weight * src.at(box.top + j, box.left + x, c)
-                }
+            val top = box.top + ty.first[o]
+            val weights = ty.weights[o]
+            for (x in 0 until w) for (c in 0 until channels) {
+                var acc = 0L
+                for (k in weights.indices) acc += weights[k] * src.at(top + k, box.left + x, c)
+                rows[(o * w + x) * channels + c] = roundClip(acc)
             }
         }
         val out = IntArray(outH * outW * channels)  // ... then columns
         for (p in 0 until outW) {
-            val cols = band(wx[p])
+            val left = tx.first[p]
+            val weights = tx.weights[p]
             for (o in 0 until outH) for (c in 0 until channels) {
-                var acc = 0.0
-                for (j in cols) acc += wx[p][j] * rows[(o * w + j) * channels + c]
-                out[(o * outW + p) * channels + c] = min(255.0, max(0.0, floor(acc + 0.5))).toInt()
+                var acc = 0L
+                for (k in weights.indices) acc += weights[k] * rows[(o * w + left + k) * channels + c]
+                out[(o * outW + p) * channels + c] = roundClip(acc)
             }
         }
         return out
