@@ -170,7 +170,7 @@ def default_run(precision, work_dir, log):
     import subprocess
 
     run_dir = Path(work_dir) / f"default-run-{precision}"
-    command = ["discomkd-keras", "train", "--mixed-precision", precision, "--run-dir",
+    command = ["discomkd-keras", "train", "--precision", precision, "--run-dir",
                str(run_dir), "--overwrite", "--quiet"]
     if not ((run_dir / "results.json").exists() and (run_dir / "command.txt").exists()):
         log(f"  $ {shlex.join(command)}")
@@ -396,7 +396,7 @@ def main(data_dir, released_script, released_python, epochs, precisions, backend
         run_dir = work_dir / f"project-{backend}-{precision}"
         n = jax_epochs if backend == "jax" and jax_epochs else epochs
         result = reuse_project_run(run_dir, n) or run_project(
-            data_dir, 0, n, ["--mixed-precision", precision], run_dir, click.echo, backend=backend)
+            data_dir, 0, n, ["--precision", precision], run_dir, click.echo, backend=backend)
         profile = project_profile(run_dir)
         runs.append({"program": "this project", "label": f"this project ({precision})",
                      "backend": backend, "precision": precision,

@@ -10,7 +10,7 @@ name ("synthetic-rgbd", "av-mnist"), or in-memory data: {modality: (x, y)},
 
 from pathlib import Path
 
-from discomkd_keras.comparison_result import Comparison
+from discomkd_keras.comparison.result import Comparison
 from discomkd_keras.run import Run
 
 # The command's data options (as keyword arguments) and their data_spec names.
@@ -43,6 +43,7 @@ def _encoder_items(encoder):
 
 def _split_options(options):
     """(data keyword arguments, files options, training options) of the API's options."""
+    from discomkd_keras.choices import LAYER_DEFAULTS
     from discomkd_keras.config import TRAIN_DEFAULTS, ConfigError
 
     data, files, training = {}, {}, {}
@@ -53,10 +54,12 @@ def _split_options(options):
             if key == "image_size" and isinstance(value, (tuple, list)):
                 value = {"*": list(value)}
             files[FILE_OPTIONS[key]] = value
+        elif key == "layer_defaults":  # --layer-defaults kaiming|glorot: conventions torch|keras
+            training["conventions"] = LAYER_DEFAULTS.get(value, value)
         elif RENAMED.get(key, key) in TRAIN_DEFAULTS:
             training[RENAMED.get(key, key)] = value
         else:
-            known = sorted(set(DATA_OPTIONS) | set(FILE_OPTIONS) | set(RENAMED)
+            known = sorted(set(DATA_OPTIONS) | set(FILE_OPTIONS) | set(RENAMED) | {"layer_defaults"}
                            | {k for k in TRAIN_DEFAULTS if k not in RENAMED.values()})
             raise ConfigError(f"Unknown option {key!r}; the options are the command's long "
                               f"options with underscores: {', '.join(known)}.")

@@ -8,22 +8,26 @@ from pathlib import Path
 import click
 
 from discomkd_keras import __version__
-from discomkd_keras.cli_support import (BugReportingGroup, errors, fail, image_size_items,
-                                        knob_value, pairs, print_summary)
+from discomkd_keras.cli_support import (BugReportingGroup, deprecated, errors, fail,
+                                        help_sections, image_size_items, knob_value, pairs,
+                                        print_summary)
 
 # The option vocabularies come from modules that import no backend, so that --help
 # answers at once; a command imports what it runs (and Keras with it) when it runs.
-from discomkd_keras.choices import (APPLICATION_FAMILIES, AUGMENT_OPS, CONVENTIONS,
-                                    DISCOMKD_BRANCH_FORMS as DISCOMKD_BRANCHES, ENCODER_FAMILIES,
-                                    IO_TYPES, MODALITY_TARGETS, PERP_MODES, PRECISIONS,
-                                    PRESET_CHOICES, QUANTIZATIONS, SCHEDULES, SOURCES, STRATEGIES)
-from discomkd_keras.config import describe_presets
+from discomkd_keras.choices import (APPLICATION_FAMILIES, AUGMENT_OPS,
+                                    CONVENTIONS, DISCOMKD_BRANCH_FORMS as DISCOMKD_BRANCHES,
+                                    ENCODER_FAMILIES, GRL_SCHEDULES, IO_TYPES, LAYER_DEFAULTS,
+                                    MODALITY_TARGETS, PERP_MODES, PRECISIONS, PRESET_CHOICES,
+                                    QUANTIZATION_VARIANTS, SCHEDULES, SOURCES, STRATEGIES)
+from discomkd_keras.config import TRAIN_DEFAULTS, describe_presets
 from discomkd_keras.methods import (COMPARE_LABELS as COMPARE_METHODS,
-                                    DEFAULT_COMPARISON as DEFAULT_METHODS, METHOD_NAMES as METHODS)
+                                    DEFAULT_COMPARISON as DEFAULT_METHODS, METHOD_NAMES as METHODS,
+                                    methods_help)
 
 
 @click.group(cls=BugReportingGroup,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
+                               "show_default": True})
 @click.version_option(__version__, prog_name="discomkd-keras")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's start-up log lines.")
 def main(verbose):
@@ -146,10 +150,12 @@ PRESET_HELP = ("Settings by name (every value below is also an option that overr
 AUGMENT_HELP = ("Augmentation of MOD: operations joined by commas, "
                 f"{','.join(AUGMENT_OPS)} (flip: left-right mirror; rot90: k x 90 degrees; crop: "
                 "random shift by up to 1/8 of the side; contrast: x0.8-1.2 about the mean; noise: "
-                "Gaussian, 5% of the sample's std; vectors: noise only), or released (the authors' "
-                "flips and rotations), independent, none; repeatable; deterministic per seed, "
-                "epoch and step. Default: the preset's (edge: none, since flips and rotations turn "
-                "a 6 into a 9; paper and built-in: released for images).")
+                "Gaussian, 5% of the sample's std; vectors: noise only), or a whole policy: "
+                "flip-rotate (the released script's: with p 0.5 a sample gets random flips and a "
+                "quarter turn), flip-rotate-each (each of those with p 0.5), none; repeatable; "
+                "deterministic per seed, epoch and step. Default: the preset's (edge: none, since "
+                "flips and rotations turn a 6 into a 9; paper and built-in: flip-rotate for "
+                "images). Former names: released, independent.")
 
 
 def optimiser_options(command):
@@ -218,13 +224,69 @@ def stop_line(run_dir, config):
     return f"Trained all {state['epoch']} epochs."
 
 
+# The options of train and compare whose values changed names in 0.1 (old ones still work).
+PRECISION_HELP = ("Precision policy: float32, or mixed precision (float16 or bfloat16 compute, "
+                  "float32 variables) on a GPU.")
+LAYER_DEFAULTS_HELP = ("Layer defaults: kaiming (the released script's PyTorch ones: Kaiming-"
+                       "uniform weights, BatchNorm eps 1e-5, Adam eps 1e-8, symmetric padding) or "
+                       "glorot (Keras' own: Glorot weights, zero biases, eps 1e-3 / 1e-7, 'same' "
+                       "padding). config.json records them as conventions torch / keras.")
+OLD_NAMES = (
+    click.option("--mixed-precision", "old_precision", type=click.Choice(PRECISIONS), hidden=True,
+                 is_flag=False, flag_value="mixed_float16", default=None),
+    click.option("--conventions", "old_conventions", type=click.Choice(CONVENTIONS), hidden=True,
+                 default=None),
+)
+
+
+def renamed_options(command):
+    """--precision and --layer-defaults, with their former names hidden but accepted."""
+    for option in reversed((
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help=PRECISION_HELP + " Default: float32."),
+        click.option("--layer-defaults", type=click.Choice(list(LAYER_DEFAULTS)), default=None,
+                     help=LAYER_DEFAULTS_HELP + " Default: kaiming."),
+    ) + OLD_NAMES):
+        command = option(command)
+    return command
+
+
+def take_renamed(options):
+    """options["precision"] and ["conventions"] from the new options or, with a note, the
+    old ones; None where neither was given (the defaults then apply)."""
+    old_precision, old_conventions = options.pop("old_precision"), options.pop("old_conventions")
+    layer_defaults = options.pop("layer_defaults")
+    if old_precision is not None:
+        deprecated("--mixed-precision", f"--precision {old_precision}")
+        options["precision"] = options["precision"] or old_precision
+    if old_conventions is not None:
+        new = {v: k for k, v in LAYER_DEFAULTS.items()}[old_conventions]
+        deprecated(f"--conventions {old_conventions}", f"--layer-defaults {new}")
+    options["conventions"] = LAYER_DEFAULTS[layer_defaults] if layer_defaults else old_conventions
+    return options
+
+
+# train's --help sections (the data options: DATA_SECTIONS).
+DATA_SECTIONS = dict(
+    data="source data_dir modalities split_seed image_sizes crop_to_aspect depth_units "
+         "clip_seconds skip_bad_files",
+    advanced="synthetic_size synthetic_per_class synthetic_knobs fsdd_dir mnist_path av_split "
+             "test_speaker pairing image_energy audio_snr_db audio_noise")
+
+
+@help_sections(
+    data=DATA_SECTIONS["data"],
+    model="method teacher_run encoders pretrained feature_dim branch layer_defaults",
+    training="preset epochs batch_size learning_rate schedule warmup_epochs weight_decay "
+             "patience class_weight augment seed",
+    run="run_dir config_path resume_dir overwrite strategy precision tensorboard workers "
+        "checkpoint_seconds probe_steps quiet",
+    advanced=DATA_SECTIONS["advanced"] + " loss_weights perp_mode modality_targets grl_schedule "
+             "grl_lambda dkd_warmup_epochs")
 @main.command(help=TRAIN_HELP)
 @data_options
-@click.option("--method", type=click.Choice(METHODS), default="discomkd", show_default=True,
-              help="discomkd: this package's method. Baselines: unimodal (each modality's deployed "
-              "network trained alone, task loss only); single (one encoder + linear head per "
-              "modality, half the size); teacher (a multi-modal teacher, paired data); kd / kd-mix "
-              "(0.5 task + 0.5 KD) / dkd / mlkd (students distilled from --teacher).")
+@click.option("--method", type=click.Choice(METHODS), default=TRAIN_DEFAULTS["method"],
+              help=f"The method. {methods_help()}.")
 @click.option("--teacher", "teacher_run", type=click.Path(path_type=Path), default=None,
               help="For kd, kd-mix, dkd and mlkd: a run trained with --method teacher on the same "
               "data.")
@@ -232,9 +294,10 @@ def stop_line(run_dir, config):
               help=f"{ENCODER_HELP} Vector modalities always default to mlp.")
 @click.option("--pretrained", "pretrained", multiple=True, metavar="MOD=imagenet|PATH",
               help=PRETRAINED_HELP)
-@click.option("--feature-dim", type=int, default=None, help="D, even (z_* get D/2 each).")
-@click.option("--branch", type=click.Choice(DISCOMKD_BRANCHES), default="separate",
-              show_default=True, help=BRANCH_HELP)
+@click.option("--feature-dim", type=int, default=None,
+              help="D, even (z_* get D/2 each). Default: the preset's.")
+@click.option("--branch", type=click.Choice(DISCOMKD_BRANCHES), default=TRAIN_DEFAULTS["branch"],
+              help=BRANCH_HELP)
 @click.option("--epochs", type=int, default=None,
               help="Epochs (one pass over the largest modality); with early stopping, a ceiling. "
               "Default: the preset's.")
@@ -245,64 +308,71 @@ def stop_line(run_dir, config):
 @optimiser_options
 @click.option("--loss-weight", "loss_weights", multiple=True, metavar="TERM=W",
               help="Weight of cl, adv, mod, aux or perp (default 1; 0 switches it off); repeatable.")
-@click.option("--perp-mode", type=click.Choice(PERP_MODES), default="abs", show_default=True,
+@click.option("--perp-mode", type=click.Choice(PERP_MODES), default=TRAIN_DEFAULTS["perp_mode"],
               help="How L_perp penalises the cosine.")
-@click.option("--modality-targets", type=click.Choice(MODALITY_TARGETS), default="labels",
-              show_default=True, help="Targets of L_adv and L_mod: integer modality labels (the "
-              "paper), or the released script's all-ones / all-zeros probability vectors (to "
-              "reproduce its numbers).")
-@click.option("--conventions", type=click.Choice(CONVENTIONS), default="torch", show_default=True,
-              help="Layer defaults: torch (the released script's PyTorch initialisation, BatchNorm "
-              "eps 1e-5, Adam eps 1e-8, symmetric padding) or keras (Glorot weights, zero biases, "
-              "eps 1e-3 / 1e-7, 'same' padding).")
-@click.option("--grl-schedule", type=click.Choice(["constant", "dann"]), default="constant",
-              show_default=True, help="Gradient-reversal lambda: constant (paper) or the DANN ramp.")
-@click.option("--grl-lambda", type=float, default=1.0, show_default=True,
+@click.option("--modality-targets", type=click.Choice(MODALITY_TARGETS),
+              default=TRAIN_DEFAULTS["modality_targets"], help="Targets of L_adv and L_mod: "
+              "integer modality labels (the paper), or the released script's all-ones / all-zeros "
+              "probability vectors (to reproduce its numbers).")
+@renamed_options
+@click.option("--grl-schedule", type=click.Choice(GRL_SCHEDULES),
+              default=TRAIN_DEFAULTS["grl_schedule"],
+              help="Gradient-reversal lambda: constant (paper) or the DANN ramp.")
+@click.option("--grl-lambda", type=float, default=TRAIN_DEFAULTS["grl_lambda"],
               help="Gradient-reversal lambda (the ramp's maximum with --grl-schedule dann).")
-@click.option("--dkd-warmup", "dkd_warmup_epochs", type=float, default=20, show_default=True,
+@click.option("--dkd-warmup", "dkd_warmup_epochs", type=float,
+              default=TRAIN_DEFAULTS["dkd_warmup_epochs"],
               help="--method dkd: epochs over which the distillation weight ramps up linearly.")
 @click.option("--augment", "augment", multiple=True, metavar="MOD=OPS", help=AUGMENT_HELP)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the run goes (default: runs/<timestamp>-<dataset>).")
+@click.option("--seed", type=int, default=TRAIN_DEFAULTS["seed"], help="Seed of the whole run.")
+@click.option("--run-dir", "--out", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="The run's folder (default: runs/<timestamp>-<dataset>).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              metavar="RUN_DIR/config.json", help="Repeat a saved run's settings: its data and "
+              "every resolved value; options given on this command line override them (data "
+              "options excepted: the data is the run's).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this directory from its last finished epoch, same config.")
 @click.option("--overwrite", is_flag=True, help="Replace whatever --run-dir holds.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=TRAIN_DEFAULTS["strategy"],
               help="auto: the default device; mirrored: all GPUs of this machine "
               "(tf.distribute.MirroredStrategy; on jax keras.distribution.DataParallel); "
               "multiworker: several machines, from TF_CONFIG (tensorflow) or "
               "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (jax); the chief "
-              "alone writes the run directory (README: 'More than one machine').")
-@click.option("--mixed-precision", "precision", type=click.Choice(PRECISIONS), is_flag=False,
-              flag_value="mixed_float16", default="float32", show_default=True,
-              help="Precision policy; the bare flag means mixed_float16 (GPUs).")
+              "alone writes the run directory (docs/training.md, 'More than one machine').")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs to RUN_DIR/tensorboard.")
-@click.option("--workers", type=int, default=2, show_default=True,
+@click.option("--workers", type=int, default=TRAIN_DEFAULTS["workers"],
               help="Threads preparing batches.")
-@click.option("--checkpoint-every", "checkpoint_seconds", type=float, default=120,
-              show_default=True, help="Seconds of training a crash may lose (at least one epoch "
-              "is always kept): the resume checkpoint is written no more often; 0: every epoch.")
-@click.option("--probe-steps", type=int, default=5, show_default=True,
+@click.option("--checkpoint-every", "checkpoint_seconds", type=float,
+              default=TRAIN_DEFAULTS["checkpoint_seconds"], help="Seconds of training a crash "
+              "may lose (at least one epoch is always kept): the resume checkpoint is written no "
+              "more often; 0: every epoch.")
+@click.option("--probe-steps", type=int, default=5,
               envvar="DISCOMKD_PROBE_STEPS", show_envvar=True,
               help="Training steps the plan times (after one that traces) to estimate the run's "
               "time; 0: print the plan without a time.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no per-epoch lines. (When stdout is "
               "not a terminal, each epoch is one plain line instead of the bar.)")
-def train(encoders, resume_dir, run_dir, overwrite, quiet, probe_steps, **options):
+@click.pass_context
+def train(ctx, encoders, resume_dir, run_dir, config_path, overwrite, quiet, probe_steps,
+          **options):
     from discomkd_keras.training import resume_run, start_run
 
     # A terminal gets Keras' progress bar; a file (nohup, a cluster job) one line per epoch.
     verbose = 0 if quiet else 1 if sys.stdout.isatty() else 2
     try:
+        take_renamed(options)
         if resume_dir is not None:
             run_dir, config, results = resume_run(resume_dir, log=click.echo, verbose=verbose)
         else:
-            spec = pop_data_spec(options, options["seed"])
             options.update(loss_weights=pairs(options["loss_weights"], "--loss-weight", float),
                            augment=pairs(options["augment"], "--augment"),
                            pretrained=pairs(options["pretrained"], "--pretrained"),
                            teacher_run=str(options["teacher_run"]) if options["teacher_run"] else None)
+            if config_path is not None:
+                spec, options, encoders = saved_settings(ctx, config_path, options, encoders)
+            else:
+                spec = pop_data_spec(options, options["seed"])
             run_dir, config, results = start_run(spec, options, encoders, run_dir, overwrite,
                                                  log=click.echo, verbose=verbose,
                                                  probe_steps=max(0, probe_steps))
@@ -312,6 +382,41 @@ def train(encoders, resume_dir, run_dir, overwrite, quiet, probe_steps, **option
     if run_dir is not None:
         click.echo(f"Preset {config.get('preset') or '-'} (every resolved value in "
                    f"{run_dir}/config.json). {stop_line(run_dir, config)}")
+
+
+def saved_settings(ctx, config_path, options, encoders):
+    """(data spec, training options, encoder items) of `train --config`: the saved run's,
+    overridden by the options this command line gave (ConfigError for a data option)."""
+    import json
+
+    from click.core import ParameterSource
+
+    from discomkd_keras.config import ConfigError
+
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                   ParameterSource.ENVIRONMENT)}
+    data_given = sorted(given & set(DATA_KEYS))
+    if data_given:
+        raise ConfigError(f"--config repeats the saved run's data; drop --"
+                          f"{data_given[0].replace('_', '-')} (or train without --config).")
+    try:
+        saved = json.loads(Path(config_path).read_text())
+        spec = dict(saved["data"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"--config {config_path}: not a run's config.json ({err}).") from None
+    for key in DATA_KEYS:
+        options.pop(key, None)
+    # The options the command line left alone take the saved run's resolved values.
+    aliases = {"precision": ("old_precision",), "conventions": ("layer_defaults", "old_conventions")}
+    for key, value in saved.items():
+        if key in TRAIN_DEFAULTS and key in options and key != "encoders" and \
+                not ({key, *aliases.get(key, ())} & given):
+            options[key] = value
+    if "encoders" not in given:
+        encoders = tuple(f"{m}={family}" for m, family in (saved.get("encoders") or {}).items()
+                         if isinstance(family, str))
+    return spec, options, encoders
 
 
 @main.command()
@@ -367,6 +472,13 @@ COMPARE_HELP = f"""Does DisCoM-KD beat training each modality alone, on your dat
     """
 
 
+@help_sections(
+    data=DATA_SECTIONS["data"],
+    model="methods encoders pretrained feature_dim branch layer_defaults",
+    training="seeds preset epochs batch_size learning_rate schedule warmup_epochs weight_decay "
+             "patience class_weight augment",
+    run="out_dir runs_dir export precision quiet",
+    advanced=DATA_SECTIONS["advanced"])
 @main.command(help=COMPARE_HELP)
 @data_options
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
@@ -387,9 +499,7 @@ COMPARE_HELP = f"""Does DisCoM-KD beat training each modality alone, on your dat
 @optimiser_options
 @click.option("--augment", "augment", multiple=True, metavar="MOD=OPS",
               help="Augmentation per modality, as for train; repeatable.")
-@click.option("--mixed-precision", "precision", type=click.Choice(PRECISIONS), is_flag=False,
-              flag_value="mixed_float16", default="float32", show_default=True,
-              help="Precision policy; the bare flag means mixed_float16 (GPUs).")
+@renamed_options
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where report.* (and export/) go. Default: runs/compare-<data set>.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=None,
@@ -415,6 +525,7 @@ def compare(methods, seeds, encoders, out_dir, runs_dir, export, quiet, **option
              for a in sys.argv[1:]]
     command = "discomkd-keras " + " ".join(shlex.quote(a) for a in words)
     try:
+        take_renamed(options)
         spec = pop_data_spec(options, 0)
         options.update(augment=pairs(options["augment"], "--augment"),
                        pretrained=pairs(options["pretrained"], "--pretrained"))
@@ -535,55 +646,69 @@ if __name__ == "__main__":
 
 
 # --- the converter side (export/) ---------------------------------------------------
+QUANTIZE_HELP = (
+    "int8: full-integer post-training quantization (representative data from the run's "
+    "training split; the input layers stay float only if the full-integer model disagrees "
+    "with Keras on the validation split); int8-integer-only: never float layers (fail "
+    "instead: integer-only accelerators); int8-float-input: input layers always float; "
+    "int8-per-tensor / dynamic-per-tensor: one weight scale per kernel instead of per output "
+    "channel (smaller, usually a little less accurate); float16 / dynamic: weights only; "
+    "float32: none.")
+
+
 @main.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
-@click.option("--modality", help="Modality to export, or 'all'.")
-@click.option("--quantize", "quantization", type=click.Choice(QUANTIZATIONS),
-              default="int8", show_default=True,
-              help="int8: full-integer post-training quantization (representative data from the "
-              "run's training split); float16 / dynamic: weights only; float32: none.")
+@click.option("--modality", default="all", help="Modality to export, or all.")
+@click.option("--quantize", "variant", type=click.Choice(list(QUANTIZATION_VARIANTS)),
+              default="int8", help=QUANTIZE_HELP)
 @click.option("--io", "io_type", type=click.Choice(IO_TYPES), default="float32",
-              show_default=True, help="Input/output tensor type (int8/uint8 only with --quantize "
-              "int8; the card gives the scale and zero point).")
+              help="Input/output tensor type (int8/uint8 only with int8 quantizations; the card "
+              "gives the scale and zero point).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output folder (default RUN_DIR/export); writes OUT/<modality>/.")
-@click.option("--representative-size", type=int, default=300, show_default=True,
+@click.option("--representative-size", type=int, default=300,
               help="Training samples used to calibrate int8 quantization.")
 @click.option("--threshold", type=float, default=None,
               help="Minimum TFLite-vs-Keras argmax agreement on the test split "
               "(default 0.98 int8/dynamic, 0.995 float16, 0.999 float32).")
-@click.option("--per-tensor", is_flag=True,
-              help="int8/dynamic: one weight scale per convolution kernel instead of per output "
-              "channel: smaller file (no 12-byte-per-channel parameters), usually a little less accurate.")
-@click.option("--integer-only", "float_input_layers", flag_value=False, default=None,
-              help="int8: fail rather than keep the input layers in float when the full-integer "
-              "model disagrees with Keras on the validation split (for integer-only accelerators).")
+@click.option("--per-tensor", is_flag=True, hidden=True)  # before 0.1: --quantize int8-per-tensor
+@click.option("--integer-only", is_flag=True, hidden=True)  # --quantize int8-integer-only
 @click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
 @click.option("--check", "check_dir", type=click.Path(path_type=Path), default=None,
               help="Re-run the verification of an existing export folder against RUN_DIR "
-              "(default: the run the folder sits in) and exit.")
-def export_command(run_dir, modality, check_dir, out_dir, **options):
-    """Export a modality's best classifier as a standalone, quantized, verified
-    TFLite model: OUT/<modality>/{<modality>.tflite, labels.txt, model_card.json}.
+              "(default: the run the folder sits in) and exit: 0 passed, 2 failed or bad input.")
+def export_command(run_dir, modality, check_dir, out_dir, variant, per_tensor, integer_only,
+                   **options):
+    """Export each modality's best classifier (or --modality's) as a standalone,
+    quantized, verified TFLite model: OUT/<modality>/{<modality>.tflite, labels.txt,
+    model_card.json}.
 
     RUN_DIR defaults to the most recent run under runs/. Every export runs the
     TFLite model with the LiteRT interpreter on the run's test split and
-    compares it with the Keras classifier; below --threshold nothing is written
-    and the exit status is non-zero.
+    compares it with the Keras classifier; below --threshold nothing is written.
+    Exit status 0 done; 2 a failed check or a mistake in the input (one Error:
+    line); 1 a bug.
     """
     from discomkd_keras.export import check_export, export_modalities, format_report
     from discomkd_keras.run_directory import latest_run
 
+    if per_tensor or integer_only:
+        base, how = variant.split("-")[0], "per-tensor" if per_tensor else "integer-only"
+        deprecated(f"--{how}", f"--quantize {base}-{how}")
+        variant = f"{base}-{how}"
+        if variant not in QUANTIZATION_VARIANTS:
+            fail(f"--{how} applies to {'int8 and dynamic' if per_tensor else 'int8'} "
+                 f"quantization, not {base}.")
     try:
         if check_dir is not None:
             card, report = check_export(check_dir, run_dir)
             click.echo(format_report(card["modality"], report))
-            if not report["passed"]:
-                sys.exit(1)
+            if not report["passed"]:  # an export problem, as any other: exit 2
+                fail(f"{check_dir} failed its check against the run (see above); export it "
+                     "again.")
             return
-        if not modality:
-            fail("--modality NAME (or 'all') is required.")
         run_dir = run_dir or latest_run()
+
         def written(folder, card):
             click.echo(format_report(card["modality"], card["verification"]))
             click.echo(f"Wrote {folder}/ ({card['file_size_bytes'] / 1024:.1f} KiB model). "
@@ -591,33 +716,42 @@ def export_command(run_dir, modality, check_dir, out_dir, **options):
                        "edge_demo/classify.py)\n")
 
         export_modalities(run_dir, modality, out_dir=out_dir, log=click.echo, on_export=written,
-                          **options)
+                          **QUANTIZATION_VARIANTS[variant], **options)
     except errors() as err:
         fail(str(err))
 
 
 @main.command("bench-export")
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
-@click.option("--modality", default="all", show_default=True, help="Modality, or 'all'.")
+@click.option("--modality", default="all", help="Modality, or all.")
 @click.option("--quantize", "quantizations", default="float32,float16,dynamic,int8,int8-per-tensor",
-              show_default=True, help="Comma-separated quantizations to compare; '-per-tensor' "
-              "after int8 or dynamic means one weight scale per tensor (export --per-tensor); "
-              "int8 is full-integer, 'int8-float-input' int8 with its input layers in float.")
-@click.option("--runs", type=int, default=200, show_default=True,
+              help="Comma-separated quantizations to compare, named as export --quantize names "
+              f"them: {', '.join(QUANTIZATION_VARIANTS)}.")
+@click.option("--runs", type=int, default=200,
               help="Timed batch-1 invocations per model and thread count.")
-@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
-              help="Also write the Markdown table here.")
-def bench_export_command(run_dir, modality, quantizations, runs, out_file):
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Also write the Markdown tables to OUT/bench-export.md.")
+def bench_export_command(run_dir, modality, quantizations, runs, out_dir):
     """Compare quantizations of a run's classifiers: file size and ratio to
     float32, test weighted F1, TFLite/Keras agreement, median 1- and 2-thread
     latency, parameters and MACs. Figures are printed (and optionally saved)."""
     from discomkd_keras.export.benchmark import bench_export_run
     from discomkd_keras.run_directory import latest_run
 
+    wanted = [q.strip() for q in quantizations.split(",") if q.strip()]
+    unknown = [q for q in wanted if q not in QUANTIZATION_VARIANTS]
+    if unknown or not wanted:
+        fail(f"--quantize: unknown quantization {unknown[0] if unknown else '(none)'!r}; "
+             f"expected some of {', '.join(QUANTIZATION_VARIANTS)}.")
     try:
-        wanted = [q.strip() for q in quantizations.split(",") if q.strip()]
+        out_file = None
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            out_file = Path(out_dir) / "bench-export.md"
         for table in bench_export_run(run_dir or latest_run(), modality, wanted, runs, out_file,
                                       log=click.echo):
             click.echo(table + "\n")
+        if out_file is not None:
+            click.echo(f"Wrote {out_file}")
     except errors() as err:
         fail(str(err))

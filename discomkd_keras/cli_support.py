@@ -75,12 +75,54 @@ class BackendCommand(click.Command):
         return super().invoke(ctx)
 
 
+# The sections of a command's --help, in this order; an option no section names goes to
+# the last one.
+HELP_SECTIONS = ("Data", "Model", "Training", "Run", "Advanced")
+
+
+class SectionedCommand(BackendCommand):
+    """A command whose --help lists its options in sections (`HELP_SECTIONS`), from the
+    `section` attribute `help_sections` gives its options."""
+
+    def format_options(self, ctx, formatter):
+        records = [(getattr(p, "section", None), p.get_help_record(ctx))
+                   for p in self.get_params(ctx)]
+        records = [(s, r) for s, r in records if r is not None]
+        if not any(s for s, _ in records):
+            return super().format_options(ctx, formatter)
+        for section in HELP_SECTIONS:
+            rows = [r for s, r in records if (s or HELP_SECTIONS[-1]) == section]
+            if rows:
+                with formatter.section(f"{section} options"):
+                    formatter.write_dl(rows)
+
+
+def help_sections(**sections):
+    """Decorate a click command (outermost): {section: "param names separated by spaces"}
+    puts those options in that --help section."""
+    def decorate(command):
+        names = {name: section.replace("_", " ").capitalize()
+                 for section, text in sections.items() for name in text.split()}
+        for param in command.params:
+            if param.name in names:
+                param.section = names.pop(param.name)
+        if names:
+            raise AssertionError(f"help_sections names unknown options {sorted(names)}")
+        return command
+    return decorate
+
+
+def deprecated(old, new):
+    """The one-line note an old option name gets (stderr; the command goes on)."""
+    click.echo(f"Note: {old} is deprecated; use {new}.", err=True)
+
+
 class BugReportingGroup(click.Group):
     """A command group under which a user's mistake is one "Error:" line (exit 2,
     from `fail` or click's own usage errors) and anything unexpected keeps its
     traceback, with a request to report it (exit 1)."""
 
-    command_class = BackendCommand
+    command_class = SectionedCommand
 
     def invoke(self, ctx):
         try:

@@ -10,6 +10,7 @@ import statistics
 import tempfile
 import time
 
+from discomkd_keras.choices import QUANTIZATION_VARIANTS
 from discomkd_keras.model_cost import count_macs
 from discomkd_keras.export.tflite_export import QUANTIZATIONS, export_modality, load_best_classifier
 
@@ -34,9 +35,9 @@ def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=
                  keep_dir=None):
     """Rows of {quantization, size, ratio, F1, agreement, latencies, params, MACs, path}.
 
-    A quantization named "<q>-per-tensor" (int8 or dynamic) is exported with
-    one weight scale per tensor instead of per channel; "int8" is the full-integer
-    model, "int8-float-input" int8 with its input layers in float. The exports go
+    Quantizations are named as `export --quantize` names them (choices.
+    QUANTIZATION_VARIANTS); int8 variants are timed full-integer unless the name
+    says float input. The exports go
     to `keep_dir`/<q>/<modality>/ when given (to be timed again later), else to a
     temporary directory that is removed (their "path" then names nothing)."""
     from discomkd_keras.data import load_data
@@ -51,12 +52,13 @@ def bench_export(run_dir, modality, quantizations=QUANTIZATIONS, runs=200, data=
     with tempfile.TemporaryDirectory() as scratch:
         tmp = str(keep_dir) if keep_dir is not None else scratch
         for q in quantizations:
-            base, per_tensor = q.removesuffix("-per-tensor"), q.endswith("-per-tensor")
-            base, float_input = base.removesuffix("-float-input"), base.endswith("-float-input")
-            card = export_modality(run_dir, modality, quantization=base, out_dir=f"{tmp}/{q}",
-                                   data=data, threshold=0.0, per_tensor=per_tensor,
-                                   float_input_layers=float_input,
-                                   log=lambda *_: None)
+            # Plain "int8" is timed full-integer: the model the name promises, not the
+            # fallback export picks when it disagrees ("int8-float-input" is that one).
+            how = {"float_input_layers": False} \
+                if QUANTIZATION_VARIANTS[q]["quantization"] == "int8" else {}
+            card = export_modality(run_dir, modality, out_dir=f"{tmp}/{q}", data=data,
+                                   threshold=0.0, log=lambda *_: None,
+                                   **{**how, **QUANTIZATION_VARIANTS[q]})
             path = f"{tmp}/{q}/{modality}/{modality}.tflite"
             v = card["verification"]
             rows.append({

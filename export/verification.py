@@ -12,10 +12,18 @@ DEFAULT_THRESHOLDS = {"float32": 0.999, "float16": 0.995, "dynamic": 0.98, "int8
 
 def verify(model, x, y, keras_probs, num_classes, threshold):
     """The report of a TFLite model (path or bytes) against the Keras probabilities."""
-    from discomkd_keras.edge_demo.runtime import Classifier
+    from discomkd_keras.edge_demo.runtime import Classifier, ModelFileError
     from discomkd_keras.metrics import accuracy, weighted_f1
 
-    tflite_probs = Classifier(model).predict(x)
+    classifier = Classifier(model)
+    if classifier.input_shape != tuple(x.shape[1:]) or classifier.num_classes != num_classes:
+        # Another modality's (or another run's) file where this one was expected.
+        where = "the model bytes" if isinstance(model, (bytes, bytearray)) else str(model)
+        raise ModelFileError(
+            f"{where} takes {classifier.input_shape} and gives {classifier.num_classes} classes; "
+            f"the data it is checked on has {tuple(x.shape[1:])} and {num_classes}: not this "
+            "modality's model (export it again).")
+    tflite_probs = classifier.predict(x)
     keras_pred, tflite_pred = keras_probs.argmax(1), tflite_probs.argmax(1)
     agreement = float(np.mean(keras_pred == tflite_pred))
     return {

@@ -33,8 +33,10 @@ def dataset(n_img=24, n_vec=16):
     ("contrast,noise,rot90,crop,flip", "flip,rot90,crop,contrast,noise"),
     ("rot90", "rot90"),
     ("none", "none"),
-    ("released", "released"),
-    ("independent", "independent"),
+    ("flip-rotate", "flip-rotate"),
+    ("flip-rotate-each", "flip-rotate-each"),
+    ("released", "flip-rotate"),  # the names before 0.1 are read as the new ones
+    ("independent", "flip-rotate-each"),
 ])
 def test_parse_augment_normalises(text, expected):
     assert parse_augment(text) == expected
@@ -46,8 +48,8 @@ def test_parse_augment_normalises(text, expected):
     ("flip,blur", "Unknown augmentation 'blur'"),
     ("flip,", "Unknown augmentation ''"),
     ("none,flip", "'none' is a whole policy"),
-    ("crop,released", "'released' is a whole policy"),
-    ("independent,noise", "'independent' is a whole policy"),
+    ("crop,flip-rotate", "'flip-rotate' is a whole policy"),
+    ("independent,noise", "'flip-rotate-each' is a whole policy"),
 ])
 def test_parse_augment_errors_name_the_word_and_the_valid_ones(text, message):
     with pytest.raises(ValueError, match=message) as error:
@@ -58,7 +60,7 @@ def test_parse_augment_errors_name_the_word_and_the_valid_ones(text, message):
 
 
 def test_augmentations_lists_policies_and_ops():
-    assert AUGMENTATIONS == ("released", "independent", "none") + AUGMENT_OPS
+    assert AUGMENTATIONS == ("flip-rotate", "flip-rotate-each", "none") + AUGMENT_OPS
 
 
 # --- each op ---------------------------------------------------------------
@@ -164,16 +166,16 @@ def test_ops_combine_in_a_fixed_order_and_keep_dtype():
 
 def test_released_and_independent_are_augment_images_bit_for_bit():
     x = images(200)
-    for policy in ("released", "independent"):
+    for policy in ("flip-rotate", "flip-rotate-each", "released"):
         np.testing.assert_array_equal(
             augment_batch(x, np.random.default_rng(11), policy),
             augment_images(x, np.random.default_rng(11), policy))
-    # The default policy of an image modality in UnpairedBatches is still "released".
+    # The default policy of an image modality in UnpairedBatches is the released script's.
     batches = UnpairedBatches(dataset(), batch_size=8, seed=3)
-    assert batches.augment == {"img": "released", "vec": "none"}
+    assert batches.augment == {"img": "flip-rotate", "vec": "none"}
     raw = UnpairedBatches(dataset(), batch_size=8, seed=3, augment={"img": "none"})
     x_raw = raw.batch(1, 2)[0]["img"]
-    expected = augment_images(x_raw, np.random.default_rng([3, 1, 2, 0, 1]), "released")
+    expected = augment_images(x_raw, np.random.default_rng([3, 1, 2, 0, 1]), "flip-rotate")
     np.testing.assert_array_equal(batches.batch(1, 2)[0]["img"], expected)
 
 
@@ -201,7 +203,7 @@ def test_unpaired_batches_normalise_and_apply_ops_deterministically():
     ({"img": "blur"}, "Unknown augmentation 'blur' for 'img'"),
     ({"img": "none,flip"}, "'none' for 'img' is a whole policy"),
     ({"vec": "crop"}, "'vec'.*'crop' needs images"),
-    ({"vec": "released"}, "'vec'.*'released' needs images"),
+    ({"vec": "released"}, "'vec'.*'flip-rotate' needs images"),
 ])
 def test_unpaired_batches_reject_bad_policies_naming_the_modality(augment, message):
     with pytest.raises(ValueError, match=message):

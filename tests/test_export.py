@@ -140,7 +140,8 @@ def test_modality_all_and_overwrite(run, tmp_path):
     # A model that does not match its card's Keras twin fails the check.
     (out / "vec" / "vec.tflite").write_bytes((out / "rgb" / "rgb.tflite").read_bytes())
     result = runner.invoke(main, ["export", str(run), "--check", str(out / "vec")])
-    assert result.exit_code != 0
+    assert result.exit_code == 2, result.output
+    assert "Error:" in result.output and "not this modality's model" in result.output
 
 
 def test_check_finds_the_run_and_its_checkpoint(run, tmp_path):
@@ -155,6 +156,16 @@ def test_check_finds_the_run_and_its_checkpoint(run, tmp_path):
     # The default export location RUN_DIR/export/<modality>: no RUN_DIR needed.
     result = runner.invoke(main, ["export", "--check", str(folder)])
     assert result.exit_code == 0 and "PASS" in result.output, result.output
+    # A check below its threshold: the report, then one Error: line and exit 2, as any
+    # other export problem (README, "Exit status").
+    from discomkd_keras.export import verification
+    real = verification.verify
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(verification, "verify", lambda *a: dict(real(*a), passed=False))
+        result = runner.invoke(main, ["export", "--check", str(folder)])
+    assert result.exit_code == 2 and "argmax agreement" in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {folder} failed its check against the run (see above); export it again.")
 
     def check_error(*args):
         result = runner.invoke(main, ["export", *map(str, args), "--check", str(elsewhere)])

@@ -24,8 +24,9 @@ named by what they do, as a comma-separated string such as "flip,crop,noise"
             factor in [0.8, 1.2];
   noise     add Gaussian noise of 0.05 times the sample's own std (scale-free;
             the only op that also applies to vectors (N, F)).
-Whole policies: "released" (the authors' flips and rotations), "independent"
-(this project's first policy) and "none". Flips and rotations are not the
+Whole policies: "flip-rotate" (the released script's flips and rotations),
+"flip-rotate-each" (this project's first policy) and "none"; their former names
+"released" and "independent" are read as these. Flips and rotations are not the
 default for own files: digits, text and gravity-aligned scenes change meaning
 under them (a 6 becomes a 9); "crop,contrast" is the safe choice there.
 
@@ -48,35 +49,37 @@ import threading
 import keras
 import numpy as np
 
-from discomkd_keras.choices import AUGMENT_OPS, AUGMENT_POLICIES, AUGMENTATIONS, VECTOR_OPS
+from discomkd_keras.choices import (AUGMENT_OPS, AUGMENT_POLICIES, AUGMENTATIONS,
+                                    RENAMED_AUGMENTATIONS, VECTOR_OPS)
 
 
 def _per_sample(mask):
     return mask[:, None, None, None]
 
 
-def augment_images(x, rng, policy="released"):
+def augment_images(x, rng, policy="flip-rotate"):
     """Flips and multiples of 90-degree rotations of a batch (N, H, W, C).
 
-    `released` (the default, the paper's released script): with p = 0.5 a
+    `flip-rotate` (the default, the paper's released script): with p = 0.5 a
     sample is transformed; the transform is a horizontal flip (p 0.5), then a
     vertical flip (p 0.5), then, with p 0.5, a rotation by an angle drawn
     from {0, 90, 180, 270}. About 42% of samples change.
-    `independent` (this project's first policy): a horizontal flip, a
+    `flip-rotate-each` (this project's first policy): a horizontal flip, a
     vertical flip and a 90-degree rotation, each with p = 0.5 on every
     sample; about 88% change.
     Rotations by 90 and 270 degrees are left out for non-square images,
     where they would change the shape.
     """
+    policy = RENAMED_AUGMENTATIONS.get(policy, policy)
     n = len(x)
     square = x.shape[1] == x.shape[2]
-    if policy == "independent":
+    if policy == "flip-rotate-each":
         x = np.where(_per_sample(rng.random(n) < 0.5), x[:, :, ::-1], x)
         x = np.where(_per_sample(rng.random(n) < 0.5), x[:, ::-1], x)
         if square:
             x = np.where(_per_sample(rng.random(n) < 0.5), np.rot90(x, axes=(1, 2)), x)
         return x
-    if policy != "released":
+    if policy != "flip-rotate":
         raise ValueError(f"Unknown augmentation {policy!r}; expected one of "
                          f"{', '.join(AUGMENT_POLICIES[:2])}.")
     transform = rng.random(n) < 0.5
@@ -95,7 +98,8 @@ def augment_images(x, rng, policy="released"):
 def parse_augment(text, modality=None):
     """The normalised form of a policy string (see the module docstring).
 
-    A whole policy ("released", "independent", "none") is returned as is;
+    A whole policy ("flip-rotate", "flip-rotate-each", "none") is returned as is
+    (its former name, "released" or "independent", as the new one);
     ops are de-duplicated and put in `AUGMENT_OPS` order: " crop,flip,crop"
     -> "flip,crop". ValueError (one line, naming the bad word and the valid
     ones) for an empty string, an unknown word, or a whole policy combined
@@ -109,7 +113,7 @@ def _parse_augment(text, where=""):
     if not isinstance(text, str):
         raise ValueError(f"Augmentation{where} must be a string such as 'flip,crop'; "
                          f"got {text!r}; valid words: {valid}.")
-    words = [w.strip() for w in text.split(",")]
+    words = [RENAMED_AUGMENTATIONS.get(w.strip(), w.strip()) for w in text.split(",")]
     if words == [""]:
         raise ValueError(f"Empty augmentation{where}; expected 'none' or one or more of "
                          f"{valid} (ops joined by ',').")
@@ -142,7 +146,7 @@ def augment_batch(x, rng, policy):
     """`x` augmented by `policy` (a string `parse_augment` accepts), drawing from `rng`.
 
     x: images/spectrograms (N, H, W, C) or vectors (N, F) (vectors: "noise"
-    only). The result has x's shape and dtype. "released" and "independent"
+    only). The result has x's shape and dtype. "flip-rotate" and "flip-rotate-each"
     are `augment_images`, bit for bit.
     """
     policy = parse_augment(policy)
@@ -223,9 +227,9 @@ assert tuple(_OPS) == AUGMENT_OPS
 class UnpairedBatches(keras.utils.PyDataset):
     """Training batches of a `MultiModalDataset` split, one stream per modality.
 
-    augment: {modality: policy}, a policy being "released", "independent",
+    augment: {modality: policy}, a policy being "flip-rotate", "flip-rotate-each",
         "none" or ops such as "flip,crop,noise" (see `parse_augment` and
-        `augment_batch`); by default images get `released` and
+        `augment_batch`); by default images get `flip-rotate` and
         spectrograms/vectors none.
     """
 
@@ -244,7 +248,8 @@ class UnpairedBatches(keras.utils.PyDataset):
         self.x, self.y = {}, {}
         for m in self.modalities:
             self.x[m], self.y[m] = data.split(m, split)
-        default = {m: "released" if data.kinds[m] == "image" else "none" for m in self.modalities}
+        default = {m: "flip-rotate" if data.kinds[m] == "image" else "none"
+                   for m in self.modalities}
         self.augment = {}
         for m, policy in {**default, **(augment or {})}.items():
             self.augment[m] = parse_augment(policy, m)
