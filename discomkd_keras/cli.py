@@ -46,7 +46,7 @@ DATA_OPTIONS = (
                  help="Data source. Default: with --data-dir, the layout found there (released, "
                  "or files: modality trees or a manifest), else the built-in synthetic RGB-D set."),
     click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                 help="Your data; the layout is recognised (README, 'Your data'): modality trees "
+                 help="Your data; the layout is recognised (docs/data.md): modality trees "
                  "DIR/<modality>/[train|valid|test/]<class>/<file>, a DIR/manifest.csv (split, label, "
                  "one path column per modality), or the released DIR/{MOD}_data_normalized.npy + "
                  "labels.npy + *_idx.npy. Files: PNG/JPEG (16-bit PNG = depth), TIFF, WAV, .npy."),
@@ -74,7 +74,7 @@ DATA_OPTIONS = (
     click.option("--synthetic-per-class", type=int, default=500, show_default=True,
                  help="Synthetic RGB-D: samples per class (6 classes)."),
     click.option("--synthetic-knob", "synthetic_knobs", multiple=True, metavar="NAME=VALUE",
-                 help="Synthetic RGB-D: a scene difficulty knob (README, 'Built-in synthetic RGB-D'); "
+                 help="Synthetic RGB-D: a scene difficulty knob (docs/data.md, 'Built-in synthetic RGB-D'); "
                  "a range as LOW,HIGH; repeatable."),
     click.option("--fsdd-dir", type=click.Path(path_type=Path), default=None,
                  help="AV-MNIST: FSDD recordings folder (default ../shared/data/fsdd/recordings)."),
@@ -253,16 +253,17 @@ def renamed_options(command):
 
 def take_renamed(options):
     """options["precision"] and ["conventions"] from the new options or, with a note, the
-    old ones; None where neither was given (the defaults then apply)."""
+    old ones, else the defaults (TRAIN_DEFAULTS)."""
     old_precision, old_conventions = options.pop("old_precision"), options.pop("old_conventions")
     layer_defaults = options.pop("layer_defaults")
     if old_precision is not None:
         deprecated("--mixed-precision", f"--precision {old_precision}")
-        options["precision"] = options["precision"] or old_precision
     if old_conventions is not None:
         new = {v: k for k, v in LAYER_DEFAULTS.items()}[old_conventions]
         deprecated(f"--conventions {old_conventions}", f"--layer-defaults {new}")
-    options["conventions"] = LAYER_DEFAULTS[layer_defaults] if layer_defaults else old_conventions
+    options["precision"] = options["precision"] or old_precision or TRAIN_DEFAULTS["precision"]
+    options["conventions"] = (LAYER_DEFAULTS[layer_defaults] if layer_defaults else
+                              old_conventions or TRAIN_DEFAULTS["conventions"])
     return options
 
 
