@@ -9,7 +9,6 @@ from discomkd_keras.cli import main
 from discomkd_keras.cli_support import BUG_EXIT, REPORT_BUG
 from helpers import write_released
 
-pytestmark = pytest.mark.portable
 
 TINY = ["--encoder", "rgb=lenet", "--feature-dim", "8", "--batch-size", "16", "--epochs", "1",
         "--quiet"]

@@ -4,8 +4,6 @@ import pytest
 from discomkd_keras.data.degradations import (babble_noise, mix_at_snr, noisy_clips, pca_degrade,
                                               pink_noise)
 
-pytestmark = pytest.mark.portable
-
 
 def images(n=60, seed=0):
     rng = np.random.default_rng(seed)

@@ -2,13 +2,11 @@
 
 import re
 
-import pytest
 from click.testing import CliRunner
 
 from discomkd_keras.cli import main
 from helpers import write_released
 
-pytestmark = pytest.mark.portable
 
 TINY = ["--encoder", "rgb=lenet", "--feature-dim", "8", "--batch-size", "16", "--lr", "3e-3"]
 

@@ -10,7 +10,6 @@ import pytest
 from discomkd_keras.comparison import format_markdown, summarise, write_report
 from discomkd_keras.metrics import macro_f1, per_class_scores, weighted_f1
 
-pytestmark = pytest.mark.portable
 
 # 4 classes, class 3 neither true nor predicted:
 #   class 0: 4 true, 3 predicted 0 (+1 predicted 1) -> P 3/3, R 3/4, F1 6/7

@@ -12,7 +12,6 @@ import pytest
 from discomkd_keras.comparison import (choose_method, format_markdown, summarise,
                                        write_report)
 
-pytestmark = pytest.mark.portable
 
 CLASSES = ["a", "b", "c", "d", "e", "f"]
 # counts[true, predicted]; 15 test samples, class e absent from the test split but predicted once.
