@@ -756,3 +756,28 @@ def bench_export_command(run_dir, modality, quantizations, runs, out_dir):
             click.echo(f"Wrote {out_file}")
     except errors() as err:
         fail(str(err))
+
+
+@main.command("serve-demo")
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1",
+              help="Address to listen on (127.0.0.1: this machine only; 0.0.0.0 for a phone on "
+              "the same network).")
+@click.option("--port", type=int, default=8000, help="Port (0: any free one).")
+@click.option("--https", nargs=2, type=click.Path(path_type=Path), default=None,
+              metavar="CERT KEY", help="Serve HTTPS with this PEM certificate and key (a phone's "
+              "camera needs HTTPS off localhost).")
+def serve_demo(export_dir, host, port, https):
+    """Serve the web page (edge_demo/web, LiteRT.js) that runs EXPORT_DIR's classifiers
+    in a browser, on files or camera frames; the same as `discomkd-edge serve`. Needs
+    `npm ci` in edge_demo/web once. Prints the URLs; Ctrl-C stops it (exit 0)."""
+    import argparse
+
+    from discomkd_keras.edge_demo import serve
+
+    args = argparse.Namespace(export_dir=str(export_dir), host=host, port=port,
+                              https=[str(p) for p in https] if https else None, web=serve.WEB_DIR)
+    try:
+        sys.exit(serve.serve(args))
+    except (serve.ServeError, *errors()) as err:
+        fail(str(err))

@@ -102,3 +102,11 @@ def test_bench_export_takes_exports_vocabulary():
     choices = next(p for p in export.params if p.name == "variant").type.choices
     assert list(choices) == list(QUANTIZATION_VARIANTS)
     assert next(p for p in export.params if p.name == "modality").default == "all"
+
+
+def test_serve_demo_refuses_a_folder_without_an_export_in_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["serve-demo", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"Error: {tmp_path} holds no model_card.json, nor does any folder in it: give an export "
+        "folder written by `discomkd-keras export`.")
