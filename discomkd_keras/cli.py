@@ -463,7 +463,7 @@ COMPARE_HELP = f"""Does DisCoM-KD beat training each modality alone, on your dat
     or "no evidence either way"), and what each deployed classifier costs.
     Methods are chosen on the validation split, never the test split.
 
-    Before training it prints the plan and an estimated time (a one-epoch probe);
+    Before training it prints the plan and an estimated time (from a 5-step probe);
     finished runs are reused, so the same command resumes an interrupted comparison.
     --export-best exports each modality's best classifier (mean validation F1,
     ties to the cheaper) to OUT/export/<modality>/ with the usual verification.
