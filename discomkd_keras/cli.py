@@ -2,6 +2,7 @@
 command, prints. Presets and defaults live in config.py, training in
 training.py, export in export/."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -357,6 +358,7 @@ DATA_SECTIONS = dict(
 @click.pass_context
 def train(ctx, encoders, resume_dir, run_dir, config_path, overwrite, quiet, probe_steps,
           **options):
+    from discomkd_keras.distribution import LostWorkerError
     from discomkd_keras.training import resume_run, start_run
 
     # A terminal gets Keras' progress bar; a file (nohup, a cluster job) one line per epoch.
@@ -377,6 +379,13 @@ def train(ctx, encoders, resume_dir, run_dir, config_path, overwrite, quiet, pro
             run_dir, config, results = start_run(spec, options, encoders, run_dir, overwrite,
                                                  log=click.echo, verbose=verbose,
                                                  probe_steps=max(0, probe_steps))
+    except LostWorkerError as err:
+        # Interpreter shutdown would meet Keras' batch threads still blocked on the aborted
+        # collectives (and print their tracebacks): leave at once, the checkpoint is on disk.
+        click.echo(f"Error: {err}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
     except errors() as err:
         fail(str(err))
     print_summary(run_dir, results, config)

@@ -19,6 +19,12 @@ import keras
 from discomkd_keras.config import ConfigError
 from discomkd_keras.run_directory import RunError
 
+class LostWorkerError(RunError):
+    """A peer of a multi-worker run stopped; the message says where the run stands. The
+    process's collectives are aborted and the batch threads Keras started cannot be
+    joined: a command ends the process right after saying so (cli.train)."""
+
+
 # The Keras minor version whose trainer internals the multi-worker patches replace
 # (pyproject.toml pins keras to it).
 TESTED_KERAS = "3.15"
@@ -213,7 +219,7 @@ def lost_worker(config, run_dir, recorder):
         if config["strategy"] != "multiworker" or not lost:
             raise
         cause = text.split("\n")[0].split("}} ")[-1][:300]
-        raise RunError(
+        raise LostWorkerError(
             f"A worker of the cluster stopped or cannot be reached ({kind}: {cause}). The run is "
             f"checkpointed after epoch {recorder.state['epoch']}; once every worker is back, "
             "continue it on each, with its TF_CONFIG or JAX_* variables: "
