@@ -185,3 +185,50 @@ def test_help_and_the_vocabularies_import_no_backend():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_adding_a_method_example_in_docs_trains(monkeypatch, tmp_path):
+    """docs/training.md, 'Adding a method': its model file and its METHODS entry, as printed,
+    give a method that resolve_config accepts, build_model builds and fit trains."""
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    section = text[text.index("### Adding a method"):]
+    model_code, entry_code = re.findall(r"```python\n(.*?)```", section, re.S)[:2]
+    module = types.ModuleType("discomkd_keras.models.smoothed_twins")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with keras.saving.custom_object_scope({}):
+        exec(compile(model_code, "docs/training.md", "exec"), module.__dict__)
+    entry = eval(entry_code.strip().rstrip(","), {"Method": Method})
+    monkeypatch.setitem(METHODS, entry.name, entry)
+    config = resolve_config({"source": "x"}, tiny_data(), {
+        "method": entry.name, "encoders": {"img": "lenet"}, "feature_dim": 8, "epochs": 1})
+    model = build_model(config)
+    assert type(model).__name__ == "SmoothedTwins"
+    x, y = batch()
+    model.compile(optimizer="adam")
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # Against one-hot targets smoothed by 0.1, a loss term by hand for one sample.
+    out = model(x, training=False)
+    logits = ops.convert_to_numpy(out["img"]["logits"]).astype(np.float64)
+    logp = logits - logits.max(1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+    target = np.full(3, 0.1 / 3)
+    target[y["img"][0]] += 0.9
+    terms = model.loss_terms(y, out)
+    per_sample = -(target * logp[0]).sum()
+    all_samples = []
+    for m in SHAPES:
+        lg = ops.convert_to_numpy(out[m]["logits"]).astype(np.float64)
+        lp = lg - lg.max(1, keepdims=True)
+        lp = lp - np.log(np.exp(lp).sum(1, keepdims=True))
+        t = np.full((len(lg), 3), 0.1 / 3)
+        t[np.arange(len(lg)), y[m]] += 0.9
+        all_samples.append(-(t * lp).sum(1))
+    assert all_samples[0][0] == pytest.approx(per_sample)
+    assert float(ops.convert_to_numpy(terms["cl"])) == pytest.approx(
+        np.concatenate(all_samples).mean(), rel=1e-5)
