@@ -22,7 +22,7 @@ from discomkd_keras.choices import (APPLICATION_FAMILIES, AUGMENT_OPS,
                                     QUANTIZATION_VARIANTS, SCHEDULES, SOURCES, STRATEGIES)
 from discomkd_keras.config import TRAIN_DEFAULTS, describe_presets
 from discomkd_keras.methods import (COMPARE_LABELS as COMPARE_METHODS,
-                                    DEFAULT_COMPARISON as DEFAULT_METHODS, METHOD_NAMES as METHODS,
+                                    DEFAULT_COMPARISON as DEFAULT_METHODS,
                                     methods_help)
 
 
@@ -225,6 +225,23 @@ def stop_line(run_dir, config):
     return f"Trained all {state['epoch']} epochs."
 
 
+class MethodChoice(click.Choice):
+    """--method's choices, read from methods.METHODS each time they are used, so a method
+    registered there after this module was imported is taken too."""
+
+    def __init__(self):
+        super().__init__(())
+
+    @property
+    def choices(self):
+        from discomkd_keras.methods import METHODS as registry
+        return tuple(registry)
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ sets it; the registry is the source
+        pass
+
+
 # The options of train and compare whose values changed names in 0.1 (old ones still work).
 PRECISION_HELP = ("Precision policy: float32, or mixed precision (float16 or bfloat16 compute, "
                   "float32 variables) on a GPU.")
@@ -287,7 +304,7 @@ DATA_SECTIONS = dict(
              "grl_lambda dkd_warmup_epochs")
 @main.command(help=TRAIN_HELP)
 @data_options
-@click.option("--method", type=click.Choice(METHODS), default=TRAIN_DEFAULTS["method"],
+@click.option("--method", type=MethodChoice(), default=TRAIN_DEFAULTS["method"],
               help=f"The method. {methods_help()}.")
 @click.option("--teacher", "teacher_run", type=click.Path(path_type=Path), default=None,
               help="For kd, kd-mix, dkd and mlkd: a run trained with --method teacher on the same "

@@ -232,3 +232,60 @@ def test_the_adding_a_method_example_in_docs_trains(monkeypatch, tmp_path):
     assert all_samples[0][0] == pytest.approx(per_sample)
     assert float(ops.convert_to_numpy(terms["cl"])) == pytest.approx(
         np.concatenate(all_samples).mean(), rel=1e-5)
+
+
+TOY_MODEL = '''
+import keras
+
+from discomkd_keras.models.branch_classifiers import BranchClassifiers
+
+
+@keras.saving.register_keras_serializable(package="toy_methods")
+class ToyTwins(BranchClassifiers):
+    """The twins with their task loss doubled: a method of its own, for the registry test."""
+
+    def __init__(self, input_shapes, num_classes, **kwargs):
+        kwargs.setdefault("name", "toy_twins")
+        super().__init__(input_shapes, num_classes, **kwargs)
+
+    def combine_terms(self, terms):
+        return 2.0 * terms["cl"]
+'''
+
+
+def test_a_toy_method_trains_through_the_cli(monkeypatch, tmp_path):
+    """Adding a method is one registry entry and one model file: a method registered here
+    (its model in a module of its own) trains through `discomkd-keras train --method`,
+    with nothing else of the package touched."""
+    import json
+    import sys
+    import types
+
+    from click.testing import CliRunner
+
+    from discomkd_keras.cli import main
+    from helpers import write_released
+
+    module = types.ModuleType("toy_method_model")
+    exec(compile(TOY_MODEL, "toy_method_model.py", "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, "toy_method_model", module)
+    monkeypatch.setitem(METHODS, "toy", Method("toy", "the twins, task loss doubled",
+                                               "toy_method_model:ToyTwins", "2 L_cl", "baseline"))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--data-dir", str(write_released(tmp_path / "data")), "--method", "toy",
+        "--encoder", "rgb=lenet", "--feature-dim", "8", "--batch-size", "16", "--epochs", "2",
+        "--probe-steps", "0", "--quiet", "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["method"] == "toy" and config["loss_weights"]["adv"] == 0.0
+    results = json.loads((run / "results.json").read_text())
+    assert set(results) == {"rgb", "vec"} and all(0 <= r["test_accuracy"] <= 1
+                                                  for r in results.values())
+    assert (run / "best" / "rgb.keras").is_file() and (run / "best" / "vec.keras").is_file()
+    history = (run / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and "cl" in history[0].split(",")
+    import zipfile
+    state = json.loads((run / "state.json").read_text())
+    with zipfile.ZipFile(run / state["checkpoint"]) as saved:  # the model the run trained
+        assert json.loads(saved.read("config.json"))["class_name"] == "ToyTwins"
