@@ -412,7 +412,8 @@ def _resolve_pretrained(config, families):
     """Check each pretrained source against its modality's encoder family and shape, and
     load it once into a scratch encoder: a file that does not fit (or a download that
     fails) stops the run here, before a run directory exists. A file's path made absolute."""
-    from discomkd_keras.models.encoders import build_encoder, check_pretrained, load_pretrained
+    from discomkd_keras.models.encoders import build_encoder
+    from discomkd_keras.models.pretrained import check_pretrained, load_pretrained
 
     for m, source in config["pretrained"].items():
         if source != "imagenet":

@@ -19,7 +19,8 @@ from discomkd_keras.distribution import (across_processes, build_from_batch, los
 from discomkd_keras.evaluation import score_best_classifiers
 from discomkd_keras.learning_rate import make_learning_rate
 from discomkd_keras.methods import method_of
-from discomkd_keras.models.encoders import ADAM_EPSILON, apply_pretrained
+from discomkd_keras.models.conventions import ADAM_EPSILON
+from discomkd_keras.models.pretrained import apply_pretrained
 from discomkd_keras.recorder import (RunInterrupted, RunRecorder,  # noqa: F401
                                      epochs_without_improvement, stop_on_ctrl_c)
 from discomkd_keras.run_directory import (CONFIG, RunError, best_path, default_run_dir,

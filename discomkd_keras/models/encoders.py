@@ -42,18 +42,20 @@ by model_cost.py's `count_macs`):
 In the Python API a modality's encoder may also be a `keras.Model` or a
 function `input_shape -> keras.Model` (see `build_encoder`);
 `encoder_spec_to_config` / `encoder_spec_from_config` keep it in a model's config.
+The layer conventions live in conventions.py, pretrained weights in pretrained.py.
 """
+
 import collections.abc
 import contextlib
-import math
 import warnings
-from pathlib import Path
 
 import keras
 from keras import layers
 
 from discomkd_keras.choices import (APPLICATION_FAMILIES, CONVENTIONS, ENCODER_FAMILIES,  # noqa: F401
                                     IMAGE_FAMILIES, VECTOR_FAMILIES)
+from discomkd_keras.models.conventions import (ADAM_EPSILON, BN_EPSILON,  # noqa: F401
+                                               BN_MOMENTUM, Conventions)
 
 # MobileNetV2 widths offered: the ones with ImageNet weights, at most the default width.
 MOBILENETV2_ALPHAS = (1.0, 0.75, 0.5, 0.35)
@@ -61,93 +63,6 @@ MOBILENETV2_ALPHAS = (1.0, 0.75, 0.5, 0.35)
 # needs a 5x5 map after the first pooling, and one pixel left after the second;
 # keras.applications refuse inputs under 32x32 (five stride-2 stages).
 MIN_IMAGE_SIDE = {"lenet": 12, **{family: 32 for family in APPLICATION_FAMILIES}}
-
-# Keras' BatchNormalization momentum 0.9 is PyTorch's 0.1, the paper's setting; Keras'
-# default 0.99 (and the applications' 0.999) leaves the moving statistics far from the
-# data after a few hundred steps, which hurts both short runs and int8 calibration.
-# The applications' backbones get it too; their epsilon stays 1e-3 under both
-# conventions: their ImageNet weights were trained with it, and torchvision's own
-# MobileNetV3 and EfficientNetV2 use it as well.
-BN_MOMENTUM = 0.9
-BN_EPSILON = {"torch": 1e-5, "keras": 1e-3}
-ADAM_EPSILON = {"torch": 1e-8, "keras": 1e-7}
-
-
-class Conventions:
-    """The numerical defaults layers are built with (docs/method.md, "Training protocol").
-
-    `torch` (the default) reproduces the released PyTorch script: weights and
-    biases uniform in +-1/sqrt(fan_in) (PyTorch's kaiming-uniform with
-    a = sqrt 5), ResNet-18's convolutions kaiming-normal over fan_out (as
-    torchvision initialises them), BatchNorm epsilon 1e-5 and symmetric
-    padding before every strided convolution or pooling. `keras` is what the
-    same layers get from Keras: Glorot-uniform weights, zero biases, epsilon
-    1e-3 and "same" padding (extra row and column at the bottom and right).
-    """
-
-    def __init__(self, name="torch"):
-        if name not in CONVENTIONS:
-            raise ValueError(f"Unknown conventions {name!r}; expected one of {CONVENTIONS}.")
-        self.name = name
-        self.torch = name == "torch"
-
-    def _uniform(self, fan_in):
-        bound = 1.0 / math.sqrt(max(1, fan_in))
-        return keras.initializers.RandomUniform(-bound, bound)
-
-    def _weights(self, relu_fan_out=False):
-        if not self.torch:
-            return "glorot_uniform"
-        if relu_fan_out:  # torchvision's ResNet: kaiming_normal_(mode="fan_out", relu)
-            return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
-        # kaiming_uniform_(a=sqrt(5)): U(+-sqrt(3 * (1/3) / fan_in)) = U(+-1/sqrt(fan_in)).
-        return keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
-
-    def _bias(self, fan_in):
-        return self._uniform(fan_in) if self.torch else "zeros"
-
-    def dense_layer(self, fan_in, units, name, activation=None, use_bias=True):
-        """A Dense layer for inputs of `fan_in` features (for heads shared by several inputs)."""
-        return layers.Dense(units, activation=activation, use_bias=use_bias,
-                            kernel_initializer=self._weights(),
-                            bias_initializer=self._bias(int(fan_in)), name=name)
-
-    def dense(self, x, units, name, activation=None, use_bias=True):
-        return self.dense_layer(x.shape[-1], units, name, activation, use_bias)(x)
-
-    def conv(self, x, filters, kernel, name, strides=1, padding="same", activation=None,
-             use_bias=True, relu_fan_out=False):
-        """Conv2D; "same" padding is made symmetric (PyTorch's k // 2) under torch."""
-        fan_in = int(x.shape[-1]) * kernel * kernel
-        x, padding = self._pad(x, kernel, strides, padding, name)
-        return layers.Conv2D(filters, kernel, strides=strides, padding=padding,
-                             activation=activation, use_bias=use_bias,
-                             kernel_initializer=self._weights(relu_fan_out),
-                             bias_initializer=self._bias(fan_in), name=name)(x)
-
-    def depthwise_conv(self, x, kernel, name, strides=1):
-        channels = int(x.shape[-1])
-        x, padding = self._pad(x, kernel, strides, "same", name)
-        # PyTorch's fan_in of a depthwise kernel is k*k (one input channel per
-        # group); Keras counts k*k*channels, so the scale makes up the difference.
-        init = (keras.initializers.VarianceScaling(channels / 3.0, "fan_in", "uniform")
-                if self.torch else "glorot_uniform")
-        return layers.DepthwiseConv2D(kernel, strides=strides, padding=padding, use_bias=False,
-                                      depthwise_initializer=init, name=name)(x)
-
-    def max_pool(self, x, size, strides, name):
-        # Zero padding equals PyTorch's -inf padding here: pooling follows a ReLU.
-        x, padding = self._pad(x, size, strides, "same", name)
-        return layers.MaxPooling2D(size, strides=strides, padding=padding, name=name)(x)
-
-    def _pad(self, x, kernel, strides, padding, name):
-        if padding == "same" and self.torch and strides > 1 and kernel > 1:
-            return layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x), "valid"
-        return x, padding
-
-    def batch_norm(self, x, name):
-        return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON[self.name],
-                                         name=name)(x)
 
 
 def _to_feature_dim(x, width, feature_dim, name, conv):
@@ -433,111 +348,6 @@ def build_encoder(encoder, input_shape, feature_dim, name, conventions="torch"):
     return model
 
 
-# --- pretrained backbones -------------------------------------------------------------
-def check_pretrained(encoder, input_shape, source):
-    """Raise a ValueError naming the problem if `source` ("imagenet" or the path of a
-    `.weights.h5` file) cannot be loaded into `encoder` (a family) on `input_shape`."""
-    if not is_application_family(encoder):
-        raise ValueError(f"pretrained weights load into keras.applications backbones "
-                         f"({', '.join(APPLICATION_FAMILIES)}), not into encoder "
-                         f"{encoder if isinstance(encoder, str) else 'custom'!r}.")
-    if source == "imagenet":
-        channels = int(input_shape[-1])
-        if channels != 3:
-            raise ValueError(f"ImageNet weights take 3-channel images; this input has "
-                             f"{channels}. Give a .weights.h5 of a {channels}-channel "
-                             f"backbone instead, or train from scratch.")
-        return
-    if not str(source).endswith(".weights.h5"):
-        raise ValueError(f"pretrained weights are 'imagenet' or a .weights.h5 file "
-                         f"(keras.Model.save_weights); got {source!r}.")
-    if not Path(source).is_file():
-        raise ValueError(f"pretrained weights file {source} does not exist.")
-
-
-def backbone_of(encoder):
-    """The keras.applications backbone inside an encoder `build_encoder` made."""
-    family = getattr(encoder, "backbone_family", None)
-    if family is None:
-        raise ValueError(f"Encoder {encoder.name!r} has no keras.applications backbone "
-                         f"(families {', '.join(APPLICATION_FAMILIES)}).")
-    return encoder.get_layer(f"{encoder.name}_backbone")
-
-
-def load_pretrained(encoder, source):
-    """Load pretrained weights into the application backbone of `encoder` (made by
-    `build_encoder`); its Dense to D keeps its initialisation.
-
-    source: "imagenet" (3 channels; Keras downloads the weights once into
-    ~/.keras/models) or the path of a `.weights.h5` holding the backbone's weights
-    (`build_backbone(family, input_shape).save_weights(path)`, the same family, width
-    and channel count). Raises ValueError in one line naming the problem.
-    """
-    backbone = backbone_of(encoder)
-    family = encoder.backbone_family
-    input_shape = tuple(backbone.input.shape[1:])
-    check_pretrained(family, input_shape, source)
-    if source == "imagenet":
-        try:
-            reference = build_backbone(family, input_shape, weights="imagenet")
-        except Exception as err:  # Keras raises a bare Exception when a download fails
-            reason = " ".join(str(err).split())
-            raise ValueError(f"The ImageNet weights of {family} could not be downloaded (no "
-                             f"network?): {reason}. Give a .weights.h5 of the backbone instead "
-                             "(--pretrained MOD=PATH).") from None
-        backbone.set_weights(reference.get_weights())
-        return
-    with warnings.catch_warnings(record=True) as caught:
-        # Keras only warns about parts of a model it found no group for in the file (and
-        # leaves their weights as they were): that is a wrong file as well.
-        warnings.simplefilter("always", UserWarning)
-        try:
-            backbone.load_weights(source)
-            problem = next((str(w.message) for w in caught if issubclass(w.category, UserWarning)),
-                           None)
-        except Exception as err:  # h5py's or Keras' own: any failure means a wrong file
-            problem = str(err) or type(err).__name__
-    if problem:
-        # Keras' report starts "A total of N objects could not be loaded. Example ...:",
-        # then gives the first object's error, which ends in a dump of the variable.
-        lines = [line.strip() for line in problem.splitlines() if line.strip()]
-        detail = " ".join(lines[:2]).split(" Target variable:")[0]
-        raise ValueError(f"{source} does not hold the weights of a {family} backbone on "
-                         f"{input_shape[-1]}-channel images: {detail}")
-
-
-def encoders_of(model, modality):
-    """The encoder sub-models of `modality` in a model of this package.
-
-    A model with per-modality branches lists them: `model.branches[modality].encoders`.
-    Otherwise they are found by the names the model classes give `build_encoder`,
-    among the model's own layers: f"{modality}_inv_encoder" and
-    f"{modality}_spec_encoder" (DisCoMKD, the students), f"{modality}_encoder"
-    (single) and f"{modality}_teacher_encoder" (teacher). A nested model (the
-    students' frozen teacher) is not searched.
-    """
-    branches = getattr(model, "branches", None)
-    if branches is not None:
-        return list(branches[modality].encoders) if modality in branches else []
-    names = {f"{modality}_{kind}encoder" for kind in ("inv_", "spec_", "", "teacher_")}
-    return [layer for layer in model.layers if isinstance(layer, keras.Model)
-            and layer.name in names]
-
-
-def apply_pretrained(model, pretrained):
-    """Load {modality: source} (see `load_pretrained`) into every encoder of each named
-    modality; a modality's encoders all start from the same weights."""
-    for modality, source in (pretrained or {}).items():
-        encoders = encoders_of(model, modality)
-        if not encoders:
-            raise ValueError(f"pretrained weights for {modality!r}: the model has no encoder "
-                             "of that modality.")
-        first, *others = encoders
-        load_pretrained(first, source)
-        for encoder in others:  # one download or file read per modality
-            backbone_of(encoder).set_weights(backbone_of(first).get_weights())
-
-
 # --- custom encoders in a model's config ----------------------------------------------
 class EncoderChoices(collections.abc.Mapping):
     """{modality: encoder} as a model keeps it. Keras tracks every Layer held in an
@@ -590,3 +400,16 @@ def encoder_spec_from_config(config):
     if not isinstance(config, dict):
         return config
     return keras.saving.deserialize_keras_object(config)
+
+
+# Loading pretrained weights lives in pretrained.py (it builds on this module); its names
+# are still importable from here.
+_MOVED_TO_PRETRAINED = ("check_pretrained", "backbone_of", "load_pretrained", "encoders_of",
+                        "apply_pretrained")
+
+
+def __getattr__(name):
+    if name in _MOVED_TO_PRETRAINED:
+        from discomkd_keras.models import pretrained
+        return getattr(pretrained, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
