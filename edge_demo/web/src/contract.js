@@ -2,6 +2,8 @@
 // top-k, for the web page. No LiteRT here: runtime.js runs the model; these are the
 // numbers the contract test compares with Python's.
 
+import { roundHalfEven } from "./image_ops.js";
+
 /** runtime.quantize: float -> int8/uint8 with the tensor's scale and zero point:
  *  x / scale in float32, rounded half to even, plus the zero point, clamped. */
 export function quantize(x, scale, zeroPoint, dtype) {
@@ -16,15 +18,6 @@ export function quantize(x, scale, zeroPoint, dtype) {
 /** runtime.dequantize: (q - zero_point) * scale in float32. */
 export function dequantize(q, scale, zeroPoint) {
   return Float32Array.from(q, (v) => (v - zeroPoint) * scale);
-}
-
-/** NumPy's round (np.round, np.rint): halves to even. */
-export function roundHalfEven(x) {
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  if (diff > 0.5) return floor + 1;
-  if (diff < 0.5) return floor;
-  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 /** classify.top_k: the k largest probabilities, highest first, ties by lower index, NaN

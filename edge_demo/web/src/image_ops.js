@@ -20,7 +20,8 @@ export function luma(rgb) {
   return image(out, height, width, 1);
 }
 
-/** Python's round() of a float: halves to even. */
+/** Python's round() and NumPy's rint of a float: halves to even (the one copy: contract.js
+ *  and spectrogram.js import it). */
 export function roundHalfEven(x) {
   const floor = Math.floor(x);
   const diff = x - floor;

@@ -7,6 +7,8 @@
 // float32. The difference is NumPy's float32 rounding; tests/test_web_contract.py states
 // and checks the tolerance (SPECTROGRAM_TOLERANCE there).
 
+import { roundHalfEven } from "./image_ops.js";
+
 export const SPECTROGRAM_PARAMS = {
   expected_rate: 8000,
   clip_seconds: 1.0,
@@ -77,13 +79,6 @@ export function readWav(bytes, name) {
     at = body + size + (size & 1); // chunks are padded to an even size
   }
   throw unreadable(format === null ? "fmt chunk and/or data chunk missing" : "data chunk missing");
-}
-
-/** Python's round() of a float: halves to even. */
-function roundHalfEven(x) {
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  return diff > 0.5 || (diff === 0.5 && floor % 2 !== 0) ? floor + 1 : floor;
 }
 
 export function clipLength(clipSeconds, expectedRate) {
