@@ -14,7 +14,7 @@ from discomkd_keras.choices import (DISCOMKD_BRANCH_FORMS, LOSS_TERMS, PRECISION
                                     TASK_LOSS_ONLY)
 from discomkd_keras.data import DataError
 from discomkd_keras.methods import (METHOD_NAMES as METHODS, OWN_ARCHITECTURE_METHODS,  # noqa: F401
-                                    STUDENT_METHODS, method_of)
+                                    STUDENT_METHODS, branch_of, method_of)  # noqa: F401
 
 
 class ConfigError(ValueError):
@@ -287,15 +287,6 @@ def versions():
         import jax
         found["jax"] = jax.__version__
     return found
-
-
-def branch_of(config):
-    """The DisCoM-KD branch form of a run's config: "separate" or "shared", None for
-    the methods with architectures of their own; config.json files written before
-    the option existed mean "separate"."""
-    if config.get("method") in OWN_ARCHITECTURE_METHODS:
-        return None
-    return config.get("branch") or "separate"
 
 
 def _check_values(config):

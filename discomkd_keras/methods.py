@@ -53,7 +53,7 @@ class Method:
                   # runs from before the option: Keras' conventions
                   "conventions": config.get("conventions", "keras")}
         if not self.own_architecture:
-            kwargs["branch"] = config.get("branch") or "separate"
+            kwargs["branch"] = branch_of(config)
         kwargs.update(_MODEL_ARGUMENTS.get(self.name, _no_arguments)(config))
         return self.model_class(config["input_shapes"], len(config["class_names"]), **kwargs)
 
@@ -156,9 +156,13 @@ def method_of(config_or_name):
     return METHODS[name]
 
 
-def classifier_names(config):
-    """The names of a run's deployable classifiers: its modalities, or "teacher"."""
-    return ["teacher"] if method_of(config).joint else list(config["modalities"])
+def branch_of(config):
+    """The DisCoM-KD branch form of a run's config: "separate" or "shared", None for
+    the methods with architectures of their own; config.json files written before
+    the option existed mean "separate"."""
+    if method_of(config).own_architecture:
+        return None
+    return config.get("branch") or "separate"
 
 
 def methods_help():

@@ -105,7 +105,9 @@ def plot_comparison(raw, summary, path):
     """Bars of each deployable method's test F1 per modality (comparison/report.py)."""
     plt = _pyplot()
     modalities = summary["modalities"]
-    labels = [m for m in summary["methods"] if m != "teacher"]  # the joint teacher deploys nothing
+    from discomkd_keras.comparison.statistics import JOINT
+
+    labels = [m for m in summary["methods"] if m not in JOINT]  # a joint classifier deploys nothing
     fig, axes = plt.subplots(1, len(modalities), figsize=(4.2 * len(modalities) + 1, 4.2),
                              squeeze=False, sharey=True)
     for ax, m in zip(axes[0], modalities):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from discomkd_keras.run_directory import (HISTORY, RESULTS, RunError, load_best, read_history,
-                                          read_run)
+from discomkd_keras.run_directory import (HISTORY, RESULTS, RunError, deployed_names, load_best,
+                                          read_history, read_run)
 
 
 class Run:
@@ -161,7 +161,7 @@ class Run:
 
     # --- helpers -----------------------------------------------------------------------
     def _check_modality(self, modality):
-        names = ["teacher"] if self.config.get("method") == "teacher" else self.modalities
+        names = deployed_names(self.config)
         if modality not in names:
             raise RunError(f"Unknown modality {modality!r}; {self.path} has: {', '.join(names)}.")
 

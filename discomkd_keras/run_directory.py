@@ -222,8 +222,11 @@ def read_run(run_dir):
 
 
 def deployed_names(config):
-    """What a run keeps a best classifier of: every modality, or the teacher."""
-    return ["teacher"] if config.get("method") == "teacher" else list(config["modalities"])
+    """What a run keeps a best classifier of: every modality, or (a method with one joint
+    classifier, the teacher) "teacher"."""
+    from discomkd_keras.methods import method_of
+
+    return ["teacher"] if method_of(config).joint else list(config["modalities"])
 
 
 def best_path(run_dir, name):

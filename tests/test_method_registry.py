@@ -53,8 +53,11 @@ def test_the_registry_is_what_config_and_compare_read():
                                       "teacher", "kd", "kd-mix", "dkd", "mlkd")
     assert methods.BASELINES == {"unimodal": "its unimodal twin",
                                  "single": "the single-encoder baseline"}
-    assert methods.classifier_names({"method": "teacher", "modalities": ["a", "b"]}) == ["teacher"]
-    assert methods.classifier_names({"modalities": ["a", "b"]}) == ["a", "b"]  # old config.json
+    from discomkd_keras.run_directory import deployed_names
+    assert deployed_names({"method": "teacher", "modalities": ["a", "b"]}) == ["teacher"]
+    assert deployed_names({"modalities": ["a", "b"]}) == ["a", "b"]  # old config.json
+    assert methods.branch_of({"method": "single", "branch": "shared"}) is None
+    assert methods.branch_of({"modalities": ["a", "b"]}) == "separate"  # before --branch
     with pytest.raises(ValueError, match="Unknown method 'nope'"):
         method_of("nope")
 
