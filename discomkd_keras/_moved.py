@@ -26,13 +26,16 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return importlib.util.spec_from_loader(fullname, self)
         return None
 
+    def __init__(self):
+        self._own_specs = {}  # new path -> the module's own spec, which importlib overwrites
+
     def create_module(self, spec):
         module = importlib.import_module(MOVED[spec.name])
-        self._spec = module.__spec__  # importlib overwrites __spec__ with the alias's
+        self._own_specs.setdefault(module.__name__, module.__spec__)
         return module
 
     def exec_module(self, module):
-        module.__spec__ = self._spec
+        module.__spec__ = self._own_specs[module.__name__]
 
 
 def install():

@@ -784,7 +784,7 @@ def bench_export_command(run_dir, modality, quantizations, runs, out_dir):
         fail(str(err))
 
 
-@main.command("serve-demo")
+@main.command("serve-demo", cls=click.Command)  # TF-free: starts no Keras backend
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.option("--host", default="127.0.0.1",
               help="Address to listen on (127.0.0.1: this machine only; 0.0.0.0 for a phone on "
