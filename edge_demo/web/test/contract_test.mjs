@@ -33,39 +33,34 @@ function same(where, expected, actual) {
   check(show(expected) === show(actual), () => `${where}: expected <${show(expected)}>, got <${show(actual)}>`);
 }
 
-/** Bit-exact float32 comparison (0.0 and -0.0 differ, NaN equals NaN). */
-function sameFloats(where, expected, actual) {
-  const e = Float32Array.from(expected);
-  const a = Float32Array.from(actual ?? []);
+/** The same length, and equalAt(i) at every index; a failure names the first difference. */
+function sameBy(where, e, a, equalAt) {
   if (e.length !== a.length) {
     check(false, () => `${where}: expected ${e.length} values, got ${a.length}`);
     return;
   }
+  const bad = Array.from(e, (_, i) => i).findIndex((i) => !equalAt(i));
+  check(bad < 0, () => `${where}: first difference at [${bad}]: expected ${e[bad]}, got ${a[bad]}`);
+}
+
+/** Bit-exact float32 comparison (0.0 and -0.0 differ, NaN equals NaN). */
+function sameFloats(where, expected, actual) {
+  const e = Float32Array.from(expected);
+  const a = Float32Array.from(actual ?? []);
   const eb = new Uint32Array(e.buffer);
   const ab = new Uint32Array(a.buffer);
-  const bad = eb.findIndex((bits, i) => bits !== ab[i]);
-  check(bad < 0, () => `${where}: first difference at [${bad}]: expected ${e[bad]}, got ${a[bad]}`);
+  sameBy(where, e, a, (i) => eb[i] === ab[i]);
 }
 
 function sameInts(where, expected, actual) {
   const a = Array.from(actual ?? []);
-  if (expected.length !== a.length) {
-    check(false, () => `${where}: expected ${expected.length} values, got ${a.length}`);
-    return;
-  }
-  const bad = expected.findIndex((v, i) => v !== a[i]);
-  check(bad < 0, () => `${where}: first difference at [${bad}]: expected ${expected[bad]}, got ${a[bad]}`);
+  sameBy(where, expected, a, (i) => expected[i] === a[i]);
 }
 
 /** The same numbers (as doubles: an int64 or float64 raw value is compared whole). */
 function sameNumbers(where, expected, actual) {
   const a = Array.from(actual ?? []);
-  if (expected.length !== a.length) {
-    check(false, () => `${where}: expected ${expected.length} values, got ${a.length}`);
-    return;
-  }
-  const bad = expected.findIndex((v, i) => !Object.is(v, a[i]) && !(v === 0 && a[i] === 0));
-  check(bad < 0, () => `${where}: first difference at [${bad}]: expected ${expected[bad]}, got ${a[bad]}`);
+  sameBy(where, expected, a, (i) => Object.is(expected[i], a[i]) || (expected[i] === 0 && a[i] === 0));
 }
 
 /** |expected - actual| <= tolerance everywhere; returns the largest difference. */
