@@ -9,6 +9,7 @@ returned, never asserted.
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from discomkd_keras.choices import QUANTIZATION_VARIANTS
 from discomkd_keras.model_cost import count_macs
@@ -112,4 +113,30 @@ def bench_export_run(run_dir, modality="all", quantizations=QUANTIZATIONS, runs=
                                                    log=log), runs))
         yield tables[-1]
     if out_file:
-        write_atomic(out_file, f"Run: {run_dir}\n\n" + "\n\n".join(tables) + "\n")
+        write_atomic(out_file, report_header(run_dir, modality, quantizations, runs) + "\n\n"
+                     + "\n\n".join(tables) + "\n")
+
+
+def report_header(run_dir, modality, quantizations, runs):
+    """What a saved table needs to be read later: the run, the command that remakes it, the
+    date, the machine and the converter and runtime versions (latencies depend on all)."""
+    import datetime
+    import os
+    import platform
+    from importlib import metadata
+
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    command = (f"discomkd-keras bench-export {run_dir} --modality {modality} "
+               f"--quantize {','.join(quantizations)} --runs {runs}")
+    return (f"# Quantizations of {Path(run_dir).name}'s classifiers\n\n"
+            f"Command: `{command}`\n\n"
+            f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, "
+            f"{os.cpu_count()} CPU cores ({platform.platform()}); TensorFlow "
+            f"{version('tensorflow')}, Keras {version('keras')}, ai-edge-litert "
+            f"{version('ai-edge-litert')}. Latencies depend on the machine and its load; sizes, "
+            f"F1 and agreement do not.")

@@ -84,3 +84,19 @@ def test_open_export_checks_the_model_against_its_card(tiny, tmp_path):
     assert str(info.value) == (f"{tmp_path / 'rgb.tflite'}: the model's input shape [1, 4, 4, 1] "
                                "does not match the card's [1, 8, 8, 1]; the folder mixes files of "
                                "different exports.")
+
+
+def test_bench_export_report_says_how_to_remake_it():
+    """A saved bench-export table names its run, the command with every option, the date and
+    the versions its latencies depend on."""
+    import datetime
+    from importlib import metadata
+
+    from discomkd_keras.export.benchmark import report_header
+
+    header = report_header("runs/default-discomkd", "all", ["float32", "int8"], 50)
+    assert header.startswith("# Quantizations of default-discomkd's classifiers\n")
+    assert ("`discomkd-keras bench-export runs/default-discomkd --modality all "
+            "--quantize float32,int8 --runs 50`") in header
+    assert f"Measured {datetime.date.today().isoformat()} on " in header
+    assert f"Keras {metadata.version('keras')}," in header
