@@ -129,27 +129,19 @@ class Run:
         `export` command's checks); returns a list of {"modality", "folder", "model",
         "quantization", "agreement", "passed", "card"} (card: the model card as written).
         ExportError if a model fails its check (nothing is left at its path)."""
-        from discomkd_keras.export import export_modality
+        from discomkd_keras.export.tflite_export import export_modalities
 
         names = self.modalities if modalities == "all" else (
             [modalities] if isinstance(modalities, str) else list(modalities))
         for m in names:
             self._check_modality(m)
-        data = self._data(data)
-        if data is None and len(names) > 1:
-            from discomkd_keras.data import load_data
-            data = load_data(self.config["data"])  # once for every modality
-        out = Path(out_dir) if out_dir else self.path / "export"
-        exported = []
-        for m in names:
-            card = export_modality(self.path, m, quantization=quantize, out_dir=out, data=data,
-                                   overwrite=overwrite, log=log, **options)
-            check = card["verification"]
-            exported.append({"modality": m, "folder": out / m, "model": out / m / card["model_file"],
-                             "quantization": card["quantization"],
-                             "agreement": check.get("agreement"), "passed": check.get("passed"),
-                             "card": card})
-        return exported
+        done = export_modalities(self.path, names, out_dir=out_dir, data=self._data(data), log=log,
+                                 quantization=quantize, overwrite=overwrite, **options)
+        return [{"modality": folder.name, "folder": folder, "model": folder / card["model_file"],
+                 "quantization": card["quantization"],
+                 "agreement": card["verification"].get("agreement"),
+                 "passed": card["verification"].get("passed"), "card": card}
+                for folder, card in done]
 
     def resume(self, data=None, log=print, verbose=1, callbacks=()):
         """Continue training from the last checkpoint (as `train --resume`); returns self."""

@@ -410,14 +410,15 @@ def _tensor_card(details, layout):
 
 
 def export_modalities(run_dir, modality, out_dir=None, log=print, on_export=None, **options):
-    """`discomkd-keras export`: export one modality or "all" (the data loaded once); return
-    [(folder, card)], one per modality, after calling `on_export(folder, card)` as each is
-    written (a list, not a generator: nothing is left unexported by a caller that does
-    not iterate). `options` go to `export_modality`."""
+    """`discomkd-keras export` and `Run.export`: export one modality, a list of them or "all"
+    (the data loaded once); return [(folder, card)], one per modality, after calling
+    `on_export(folder, card)` as each is written (a list, not a generator: nothing is left
+    unexported by a caller that does not iterate). `options` go to `export_modality`."""
     from discomkd_keras.data import load_data
 
     config, _ = read_run(run_dir)
-    modalities = config["modalities"] if modality == "all" else [modality]
+    modalities = (config["modalities"] if modality == "all"
+                  else [modality] if isinstance(modality, str) else list(modality))
     data = options.pop("data", None)
     if data is None and len(modalities) > 1:
         data = load_data(config["data"])
