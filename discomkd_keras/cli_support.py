@@ -8,6 +8,8 @@ import traceback
 
 import click
 
+from discomkd_keras.methods import JOINT_CLASSIFIER
+
 
 def fail(message):
     click.echo(f"Error: {message}", err=True)
@@ -163,7 +165,7 @@ def knob_value(text):
 
 
 def print_summary(run_dir, results, config=None):
-    teacher = "teacher" in results
+    teacher = JOINT_CLASSIFIER in results
     skipped = ((config or {}).get("data_report") or {}).get("skipped_files")
     if skipped:
         click.echo("\nFiles left out as unreadable (--skip-bad-files): "

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from discomkd_keras.data import load_data
+from discomkd_keras.methods import JOINT_CLASSIFIER
 from discomkd_keras.metrics import (accuracy, confusion_matrix, macro_f1, per_class_scores,
                                     weighted_f1)
 from discomkd_keras.plots import plot_confusion, plot_embeddings
@@ -19,8 +20,8 @@ WORST_CLASSES = 3  # classes per modality in the printed "Worst classes (F1)" li
 
 
 def split_xy(data, name, split):
-    """(x, y) of a modality's split; for "teacher", all modalities' paired rows."""
-    if name == "teacher":
+    """(x, y) of a modality's split; for a joint classifier, all modalities' paired rows."""
+    if name == JOINT_CLASSIFIER:
         first = data.modalities[0]
         return {m: data.split(m, split)[0] for m in data.modalities}, data.split(first, split)[1]
     return data.split(name, split)

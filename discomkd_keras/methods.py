@@ -26,7 +26,7 @@ class Method:
     teacher: str = None  # the method whose finished run (--teacher RUN) it distils
     branch_forms: tuple = DISCOMKD_BRANCH_FORMS  # the --branch values; () = own architecture
     loss_weights: bool = False  # takes --loss-weight (the other methods: the task loss alone)
-    joint: bool = False  # deploys one classifier over all modalities, named "teacher"
+    joint: bool = False  # deploys one classifier over all modalities, named JOINT_CLASSIFIER
     against: str = None  # how a verdict names it as a baseline ("its unimodal twin")
     in_default_comparison: bool = False  # compare runs it unless --methods says otherwise
     # (label, what the run changes) of the runs compare makes of it; () = one run, its name.
@@ -144,6 +144,11 @@ COMPARE_RUNS = tuple(run for role in _REPORT_ORDER for m in METHODS.values() if 
 COMPARE_LABELS = tuple(label for label, _ in COMPARE_RUNS)
 DEFAULT_COMPARISON = tuple(m.name for m in METHODS.values() if m.in_default_comparison)
 BASELINES = {m.name: m.against for m in METHODS.values() if m.role == "baseline"}
+
+
+# The name a joint method's one classifier goes by, where other methods name a modality:
+# its best/ file, its results.json key, its row in plans and reports.
+JOINT_CLASSIFIER = "teacher"
 
 
 def method_of(config_or_name):

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from discomkd_keras.config import PI_CLASS_PARAMETERS
+from discomkd_keras.methods import JOINT_CLASSIFIER
 from discomkd_keras.model_cost import count_macs, int8_bytes  # noqa: F401
 
 
@@ -31,11 +32,11 @@ def deployed_costs(config, model):
 
     rows = []
     for name in deployed_names(config):
-        classifier = model if name == "teacher" else model.classifier(name)
+        classifier = model if name == JOINT_CLASSIFIER else model.classifier(name)
         shape = "+".join("x".join(str(v) for v in s) for m, s in config["input_shapes"].items()) \
-            if name == "teacher" else "x".join(str(v) for v in config["input_shapes"][name])
+            if name == JOINT_CLASSIFIER else "x".join(str(v) for v in config["input_shapes"][name])
         encoders = config["encoders"] or {}
-        encoder = encoders.get(name) if name != "teacher" else "/".join(
+        encoder = encoders.get(name) if name != JOINT_CLASSIFIER else "/".join(
             str(encoders.get(m, "default")) for m in config["modalities"])
         if encoder is None:
             encoder = "mlp" if len(config["input_shapes"][name]) == 1 else "resnet18"
@@ -65,7 +66,7 @@ def probe_step_seconds(config, data, model, batches, probe_steps):
     per_step = (time.perf_counter() - started) / probe_steps
     per_valid_batch = 0.0
     for name in deployed_names(config):
-        classifier = model if name == "teacher" else model.classifier(name)
+        classifier = model if name == JOINT_CLASSIFIER else model.classifier(name)
         x, _ = split_xy(data, name, "valid")
         rows = (lambda a: np.asarray(a[:config["batch_size"]]))
         batch = {m: rows(v) for m, v in x.items()} if isinstance(x, dict) else rows(x)

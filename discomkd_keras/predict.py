@@ -36,6 +36,7 @@ from discomkd_keras.data import DataError
 from discomkd_keras.edge_demo import model_card, preprocessing, runtime
 from discomkd_keras.edge_demo.model_card import ModelCardError
 from discomkd_keras.edge_demo.preprocessing import InputError, Preprocessor
+from discomkd_keras.methods import method_of
 from discomkd_keras.run_directory import RunError
 
 __all__ = ["Predictions", "predict_files", "predict_against", "open_target", "csv_text",
@@ -131,7 +132,7 @@ def open_target(target, notes=None):
 
 def _run_target(run_dir, notes):
     config, _ = run_directory.read_run(run_dir)
-    if config.get("method") == "teacher":
+    if method_of(config).joint:
         raise RunError(f"{run_dir} is a multi-modal teacher run: it has no single-modality "
                        "classifier to predict with (its students do: --method kd --teacher).")
     heads = {}

@@ -55,7 +55,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.config = config
         self.state = state
         self.rows = history_rows
-        # {modality: its ModalityClassifier (probabilities), or "teacher": the teacher (logits)};
+        # {modality: its ModalityClassifier (probabilities), or JOINT_CLASSIFIER: the teacher (logits)};
         # validation takes the argmax of either.
         self.classifiers = classifiers
         self.steps = steps

@@ -31,6 +31,8 @@ import socket
 import time
 from pathlib import Path
 
+from discomkd_keras.methods import JOINT_CLASSIFIER, method_of
+
 try:
     import fcntl
 except ImportError:  # Windows: no run-directory lock
@@ -200,7 +202,7 @@ def load_checkpoint(run_dir, config, state):
     """
     path = Path(run_dir) / state["checkpoint"]
     # Not even tried: Keras would warn about every layer it cannot match before failing.
-    if "branch" not in config and config.get("method") != "teacher" and path.is_file():
+    if "branch" not in config and not method_of(config).joint and path.is_file():
         raise RunError(f"{path} holds a training model of the layout before per-modality "
                        "branches, which this version cannot load: the run cannot be resumed "
                        "(retrain it); its best/ classifiers, results and exports still work.")
@@ -223,10 +225,8 @@ def read_run(run_dir):
 
 def deployed_names(config):
     """What a run keeps a best classifier of: every modality, or (a method with one joint
-    classifier, the teacher) "teacher"."""
-    from discomkd_keras.methods import method_of
-
-    return ["teacher"] if method_of(config).joint else list(config["modalities"])
+    classifier, the teacher) JOINT_CLASSIFIER."""
+    return [JOINT_CLASSIFIER] if method_of(config).joint else list(config["modalities"])
 
 
 def best_path(run_dir, name):

@@ -18,7 +18,7 @@ from discomkd_keras.distribution import (across_processes, build_from_batch, los
                                          start_jax_processes, this_process_only, worker_dir)
 from discomkd_keras.evaluation import score_best_classifiers
 from discomkd_keras.learning_rate import make_learning_rate
-from discomkd_keras.methods import method_of
+from discomkd_keras.methods import JOINT_CLASSIFIER, method_of
 from discomkd_keras.models.conventions import ADAM_EPSILON
 from discomkd_keras.models.pretrained import apply_pretrained
 from discomkd_keras.recorder import (RunInterrupted, RunRecorder,  # noqa: F401
@@ -218,7 +218,7 @@ def _train_locked(config, run_dir, data, resume, verbose, log, extra_callbacks=(
                     load_model_file(best_path(config["teacher_run"], method.teacher)))
             model.compile(optimizer=make_optimizer(config, len(batches)))
         if method.joint:
-            classifiers = {"teacher": model}
+            classifiers = {JOINT_CLASSIFIER: model}
         else:
             classifiers = {m: model.classifier(m) for m in data.modalities}
 

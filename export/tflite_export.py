@@ -27,6 +27,7 @@ from discomkd_keras.model_cost import all_layers
 from discomkd_keras.edge_demo import model_card, runtime
 from discomkd_keras.export.float_input_layers import input_layer_ops, kept_float
 from discomkd_keras.export.verification import DEFAULT_THRESHOLDS, verify
+from discomkd_keras.methods import method_of
 
 from discomkd_keras.choices import IO_TYPES, QUANTIZATIONS  # noqa: E402
 
@@ -277,7 +278,7 @@ def _export_modality(run_dir, modality, quantization="int8", out_dir=None, io_ty
     run_dir = Path(run_dir)
     config, state = read_run(run_dir)
     # Faults of the run come first: they hold on every backend and environment.
-    if config.get("method") == "teacher":
+    if method_of(config).joint:
         raise ExportError(f"{run_dir} is a multi-modal teacher run: it has no single-modality "
                           "classifier to export (distil students from it: --method kd --teacher).")
     if modality not in config["modalities"]:
