@@ -167,10 +167,10 @@ same files, measured in the same run. The page adds the browser's cost of a call
 JavaScript Promise per run, copying the input into the WebAssembly heap and the output
 out, WebAssembly SIMD kernels instead of x86 AVX ones).
 
-The device demo's published figures for these models (`benchmarks/results/export-synthetic-rgbd.md`,
-`discomkd-keras bench-export` on the quick start's run, x86, not a Pi: the project has no
-Raspberry Pi measurement; `edge_demo/arm64_check.sh` only emulates one): int8 depth 0.119 ms
-and RGB 0.124 ms with one thread, 0.074 and 0.076 ms with two.
+The device demo's own figures for the quick start's run, every quantization's size, F1,
+agreement and 1- and 2-thread latency: `benchmarks/results/export-synthetic-rgbd/bench-export.md`
+(`discomkd-keras bench-export`, x86, not a Pi: the project has no Raspberry Pi measurement;
+`edge_demo/arm64_check.sh` only emulates one).
 """
 
 
