@@ -121,22 +121,22 @@ def report_header(run_dir, modality, quantizations, runs):
     """What a saved table needs to be read later: the run, the command that remakes it, the
     date, the machine and the converter and runtime versions (latencies depend on all)."""
     import datetime
-    import os
     import platform
     from importlib import metadata
 
-    def version(package):
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return "not installed"
+    from discomkd_keras.comparison.runs import describe_machine
 
+    machine = describe_machine()  # what compare's reports record: platform, cores, versions
+    try:
+        litert = metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        litert = "not installed"
     command = (f"discomkd-keras bench-export {run_dir} --modality {modality} "
                f"--quantize {','.join(quantizations)} --runs {runs}")
     return (f"# Quantizations of {Path(run_dir).name}'s classifiers\n\n"
             f"Command: `{command}`\n\n"
             f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, "
-            f"{os.cpu_count()} CPU cores ({platform.platform()}); TensorFlow "
-            f"{version('tensorflow')}, Keras {version('keras')}, ai-edge-litert "
-            f"{version('ai-edge-litert')}. Latencies depend on the machine and its load; sizes, "
+            f"{machine['cpus']} CPU cores ({machine['platform']}); TensorFlow "
+            f"{machine.get('tensorflow', 'not installed')}, Keras {machine['keras']}, "
+            f"ai-edge-litert {litert}. Latencies depend on the machine and its load; sizes, "
             f"F1 and agreement do not.")
